@@ -33,6 +33,9 @@ SEED = 20251123
 N_AUG = 500
 BATCH = 2 ** 16
 PATIENCE = 100
+LR_PATIENCE = 40
+LR_FACTOR = 0.5
+MIN_LR = 1e-5
 LR = 3e-3  # measured: reaches the 1e-3 run's validation loss in ~40% of the epochs (README)
 DRAWS = 50
 GRID = {"age": {"start": 0.0, "stop": 14.0, "num": 250}, "mass": {"start": 0.0, "stop": 3.0, "num": 250}}
@@ -128,6 +131,7 @@ def train_model(name, md, args, out_dir):
 
     max_s = args.max_minutes * 60.0
     best = (float("inf"), 0, None)
+    cur_lr, last_improve, last_cut, lr_cuts = args.lr, 0, 0, []
     hist_tr, hist_va = [], []
     epoch = 0
     stopped = None
@@ -153,6 +157,14 @@ def train_model(name, md, args, out_dir):
             break
         if lv < best[0]:
             best = (lv, epoch, copy.deepcopy(flow.state_dict()))
+            last_improve = epoch
+        elif args.lr_patience > 0 and epoch - max(last_improve, last_cut) >= args.lr_patience:
+            # plateau: halve the learning rate (the epoch-to-epoch noise of the validation loss shrinks with it)
+            cur_lr = max(cur_lr * LR_FACTOR, MIN_LR)
+            for g in opt.param_groups:
+                g["lr"] = cur_lr
+            last_cut = epoch
+            lr_cuts.append((epoch, cur_lr))
         if epoch - best[1] >= PATIENCE:
             stopped = f"early stopping: validation loss did not improve for {PATIENCE} epochs"
             break
@@ -161,7 +173,7 @@ def train_model(name, md, args, out_dir):
             stopped = f"wall-time cap of {args.max_minutes} min reached"
             break
         if epoch % 200 == 0:
-            log(f"{name}: epoch {epoch} train {lt:.4f} val {lv:.4f} best {best[0]:.4f}@{best[1]} "
+            log(f"{name}: epoch {epoch} train {lt:.4f} val {lv:.4f} best {best[0]:.4f}@{best[1]} lr {cur_lr:.2g} "
                 f"({el / epoch * 1000:.0f} ms/epoch)")
     train_time = time.time() - t0
     flow.load_state_dict(best[2])
@@ -171,7 +183,7 @@ def train_model(name, md, args, out_dir):
               "validation_monitor_best": best[0]}
     log(f"{name}: NLL (standardized space) {losses}")
     info = {"seed": seed, "epochs": epoch, "best_epoch": best[1], "stopped_because": stopped,
-            "samples_per_epoch": BATCH, "train_time_s": train_time, "threads": nt, "thread_timing_s": tt,
+            "samples_per_epoch": BATCH, "train_time_s": train_time, "lr_cuts": lr_cuts, "threads": nt, "thread_timing_s": tt,
             "losses": losses, "mean": mean, "std": std, "pool": x_te.numpy(),
             "history": {"train": hist_tr, "validation_monitor": hist_va}}
     return flow, info
@@ -269,7 +281,11 @@ def run_model(name, prep, args, out_root):
         "model_wall_time_s": None,
         "threads": info["threads"],
         "optimizer": {"name": "Adam", "lr": args.lr, "batch": BATCH, "patience": PATIENCE,
-                      "max_minutes": args.max_minutes},
+                      "max_minutes": args.max_minutes,
+                      "lr_schedule": (f"halve lr (min {MIN_LR}) after {args.lr_patience} epochs without validation "
+                                      "improvement since the last improvement or cut" if args.lr_patience > 0
+                                      else "constant"),
+                      "lr_cuts_epoch_lr": info["lr_cuts"]},
         "augmentation_draws_per_star": N_AUG,
         "onnx_max_abs_diff": parity,
         "density_threshold_stars": int(len(dens)),
@@ -375,6 +391,8 @@ def main(argv=None):
     ap.add_argument("--only", choices=["age", "mass"], help="train only one model")
     ap.add_argument("--data", default=None, help="shared/data directory (default: ../shared/data next to the repo)")
     ap.add_argument("--lr", type=float, default=LR, help="Adam learning rate")
+    ap.add_argument("--lr-patience", type=int, default=LR_PATIENCE,
+                    help="halve the lr after this many epochs without validation improvement (0: constant lr)")
     ap.add_argument("--no-report", action="store_true")
     raw = list(sys.argv[1:] if argv is None else argv)
     args = ap.parse_args(raw)

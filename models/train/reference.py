@@ -31,11 +31,17 @@ Per star (labels x[5], errors e[5]):
    (i.e. sum_g p_dg dM / (M_g ln10) / std(log10 M)). If F is empty, training_density = None.
    LOW_DENSITY (1): training_density is None or training_density < threshold.
 8. GRID_EDGE (2): argmax index is 0 or G-1.
-9. MULTIMODAL (16), on post_g (only when there is an estimate). Local maximum: index i with post_i > 0 and
+9. MULTIMODAL (16), on post_g (only when there is an estimate).
+   Local maximum: index i with post_i > 0 and
      (i == 0     or post_i >  post_{i-1})   -- strictly higher than the left neighbour (endpoints count)
      (i == G-1   or post_i >= post_{i+1})   -- at least as high as the right neighbour
-   (so a flat-topped peak counts once, at its left end). Let m1 >= m2 be the two largest local-maximum values
-   (m2 = 0 if there is only one local maximum). MULTIMODAL iff m2 >= 0.5 * m1.
+   (so a flat-topped peak counts once, at its left end). The global maximum i1 = argmax (first index) is always one.
+   A second mode is a local maximum j != i1 with
+     post_j >= 0.5 * post_{i1}                                   (at least half as high as the first), and
+     min(post_k for k between i1 and j, inclusive) <= 0.9 * post_j  (a real dip: the posterior falls by >= 10% of
+                                                                    post_j between the two peaks)
+   MULTIMODAL iff a second mode exists. The dip condition is needed because the ReLU flow's posteriors carry tiny
+   ripples/kinks: without it a flat top with a 0.1% dip, or a shoulder, would count as two modes.
 10. bitmask = OR of the bits; CN_ATYPICAL (32) is reserved and never set here.
 """
 from __future__ import annotations
@@ -178,12 +184,23 @@ def local_maxima(post: np.ndarray) -> np.ndarray:
     return np.nonzero(left & right & (post > 0))[0]
 
 
+MM_HEIGHT = 0.5   # second mode at least this fraction of the highest
+MM_DIP = 0.9      # valley between the two peaks at most this fraction of the second peak
+
+
 def is_multimodal(post: np.ndarray) -> bool:
     idx = local_maxima(post)
     if len(idx) < 2:
         return False
-    vals = np.sort(post[idx])[::-1]
-    return bool(vals[1] >= 0.5 * vals[0])
+    i1 = int(np.argmax(post))
+    for j in idx:
+        j = int(j)
+        if j == i1 or post[j] < MM_HEIGHT * post[i1]:
+            continue
+        lo, hi = (i1, j) if i1 < j else (j, i1)
+        if post[lo:hi + 1].min() <= MM_DIP * post[j]:
+            return True
+    return False
 
 
 def summarize(model: Model, p: np.ndarray) -> Result:

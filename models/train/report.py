@@ -203,6 +203,7 @@ def figures(name, ev, sel, out):
         ax.axvline(be, color="k", ls=":", label=f"best epoch {be}")
         lo = np.nanpercentile(h["val"], 1) - 0.3
         ax.set_ylim(lo, lo + 3)
+        ax.set_xscale("log")
         ax.set_xlabel("epoch (one batch of 2^16 samples)")
         ax.set_ylabel("NLL (standardized space)")
         ax.legend()

@@ -35,9 +35,14 @@ def test_local_maxima_rule():
     assert list(R.local_maxima(np.array([1.0, 2, 2, 1]))) == [1]                # flat top: left end only
     assert list(R.local_maxima(np.array([0.0, 0, 0]))) == []                     # zeros are never maxima
     assert list(R.local_maxima(np.array([0.0, 1, 1, 1]))) == [1]                # plateau to the right edge
-    assert R.is_multimodal(np.array([0.0, 4, 1, 2, 0]))                          # 2 >= 0.5 * 4
+    assert R.is_multimodal(np.array([0.0, 4, 1, 2, 0]))                          # 2 >= 0.5 * 4, deep dip
     assert not R.is_multimodal(np.array([0.0, 4, 1, 1.9, 0]))                    # 1.9 < 2
     assert not R.is_multimodal(np.array([0.0, 1, 2, 3, 2, 1]))
+    assert not R.is_multimodal(np.array([0.0, 4, 3.99, 4, 0]))                   # ripple on a flat top
+    assert not R.is_multimodal(np.array([0.0, 4, 2.8, 3, 0]))                    # dip to 2.8 > 0.9 * 3 = 2.7
+    assert R.is_multimodal(np.array([0.0, 4, 2.7, 3, 0]))                        # dip to 2.7 <= 2.7
+    assert R.is_multimodal(np.array([3.0, 1, 4, 0]))                             # endpoint mode
+    assert R.is_multimodal(np.array([0.0, 4, 1, 3, 3.5, 2, 0]))                  # second peak at index 4
 
 
 def test_inverse_cdf():
