@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 
@@ -100,6 +101,44 @@ def metrics(ev, mask):
         "median_rel_unc": float(np.median(sig_mean / y)),
         "median_rel_unc_truth": float(np.median(et / t)),
     }
+
+
+def width_diagnostics(name, models_dir, prep, ev):
+    """Where the posterior width comes from (test stars, all with an estimate).
+
+    (a) the same posteriors with the draws' errors scaled by 0.01 (the flow's own conditional width, no inference blur);
+    (b) a quadratic least-squares regression of the target on the 5 labels, fitted on the training stars' clean values
+        vs on their augmented (error-blurred, 20 draws/star) values, rms residual on the training data: the blur that
+        the augmentation puts into p(target | labels), independent of the flow.
+    """
+    man = ev["man"]
+    model = R.Model.from_manifest(man)
+    te = ev["te"]
+    v, e = D.eval_inputs(te)
+    res, _ = R.posterior_many(model, v, e * 0.01, ort_log_prob(os.path.join(models_dir, name, "model.onnx")),
+                              seed=REPORT_SEED + 20_000_000)
+    val = np.array([np.nan if r.value is None else r.value for r in res])
+    ep = np.array([np.nan if r.e_p is None else r.e_p for r in res])
+    en = np.array([np.nan if r.e_n is None else r.e_n for r in res])
+    md = D.model_data(prep, name)
+    vt, et = D.values_errors(md.split("train"), md)
+    mu, sd = vt[:, :5].mean(0), vt[:, :5].std(0)
+
+    def feats(x):
+        x = (x - mu) / sd
+        return np.column_stack([np.ones(len(x))] + [x[:, i] for i in range(5)] +
+                               [x[:, i] * x[:, j] for i in range(5) for j in range(i, 5)])
+    c, *_ = np.linalg.lstsq(feats(vt[:, :5]), vt[:, 5], rcond=None)
+    rms_clean = float(np.std(vt[:, 5] - feats(vt[:, :5]) @ c))
+    aug = D.augment(vt, et, 20, REPORT_SEED)
+    ca, *_ = np.linalg.lstsq(feats(aug[:, :5]), aug[:, 5], rcond=None)
+    rms_aug = float(np.std(aug[:, 5] - feats(aug[:, :5]) @ ca))
+    to_rel = (lambda s: s * math.log(10)) if name == "mass" else (lambda s: s / float(np.median(vt[:, 5])))
+    return {"median_rel_unc_draw_errors_x0.01": float(np.nanmedian(0.5 * (ep - en) / val)),
+            "median_rel_unc_full": float(np.nanmedian(0.5 * (ev["e_p"] - ev["e_n"]) / ev["value"])),
+            "regression_rms_clean": rms_clean, "regression_rms_augmented": rms_aug,
+            "regression_rel_clean": float(to_rel(rms_clean)), "regression_rel_augmented": float(to_rel(rms_aug)),
+            "regression_target_units": "log10 Msun" if name == "mass" else "Gyr (relative: / median age)"}
 
 
 def binned(x, ev, mask, edges, fn):
@@ -264,6 +303,7 @@ def main(argv=None):
             t = ev["truth"]
             m["rel_unc_young_lt4"] = relunc_fn(ev)(sel & (t < 4)) if (sel & (t < 4)).any() else None
             m["rel_unc_old_gt8"] = relunc_fn(ev)(sel & (t > 8)) if (sel & (t > 8)).any() else None
+        m["width_diagnostics"] = width_diagnostics(name, args.models, prep, ev)
         all_metrics[name] = m
         figs[name] = figures(name, ev, sel, out)
     with open(os.path.join(out, "metrics.json"), "w") as f:
@@ -310,7 +350,8 @@ def write_markdown(models_dir, M, figs, prep):
         dp = m["density_pass"]
         al = m["all_with_estimate"]
         sp = m["density_pass_real_spec_logg"]
-        A("| quantity | paper (age, SCIENCE.md) | this model: test stars passing density | all test stars | "
+        A(f"| quantity | paper ({'SCIENCE.md' if name == 'age' else 'age numbers; the paper gives none for mass'}) "
+          "| this model: test stars passing density | all test stars | "
           "passing, real spectroscopic log g only |")
         A("|---|---|---|---|---|")
         A(f"| n stars | 5% of the augmented samples (split by sample, not star) | {dp['n']} | {al['n']} | {sp.get('n', 0)} |")
@@ -339,6 +380,15 @@ def write_markdown(models_dir, M, figs, prep):
             A(f"Median relative age uncertainty: ages < 4 Gyr {pct(m.get('rel_unc_young_lt4'))} (paper ~18% young), "
               f"ages > 8 Gyr {pct(m.get('rel_unc_old_gt8'))} (paper ~30%).")
             A("")
+        wd = m["width_diagnostics"]
+        A(f"Where the width comes from: median relative uncertainty {pct(wd['median_rel_unc_full'])} with the inputs' "
+          f"errors, {pct(wd['median_rel_unc_draw_errors_x0.01'])} with the draws' errors scaled by 0.01 (the flow's "
+          f"own conditional width). A quadratic regression of the target on the five labels has an rms residual of "
+          f"{pct(wd['regression_rel_clean'])} on the training stars' clean values but "
+          f"{pct(wd['regression_rel_augmented'])} on their augmented (error-blurred) values. So the flow's own width "
+          "is that of the blurred training data, and the two blurs of the method (training augmentation, inference "
+          "draws) take the width from the clean relation's to the reported one (see below).")
+        A("")
         A("| bin | MRD by log g | n | bin | MRD by [Fe/H] | n |")
         A("|---|---|---|---|---|---|")
         for a, b in zip(m["mrd_by_logg"], m["mrd_by_feh"]):
@@ -374,9 +424,27 @@ def write_markdown(models_dir, M, figs, prep):
     A("- **Split by star.** The paper splits augmented samples, so copies of a test star (other Gaussian draws of the "
       "same star) are in its training set; its test numbers are therefore optimistic. We split by star, so these "
       "numbers are honest out-of-sample numbers.")
-    A("- **Training length.** The paper trained ~80,000 epochs; ours ran under a wall-time cap on 2 shared CPU cores "
-      "(epochs and stopping reason above), so S and the density values are smaller than the paper's ~1e9 scale; the "
-      "threshold is calibrated on our own training stars the same way (5th percentile).")
+    A("- **Density scale.** S = epochs x 2^16 is ~1e8 here (the paper: ~80,000 epochs), so the training_density values "
+      "are on a different scale from the paper's 3e9 cut; the threshold is calibrated on our own training stars the "
+      "same way (5th percentile).")
+    A("- **Uncertainties are conservative (coverage above 68%, Z-score std below 1).** The paper finds the same "
+      "direction (72%, 0.86); ours is stronger. The method blurs the inputs twice: the training set is augmented with "
+      "each star's label errors (so the flow learns p(target | blurred labels), which is broader than the relation "
+      "between the true labels and the target, see the regression numbers above), and the posterior again averages "
+      "over draws from the errors. Our log g error in training is the real spectroscopic scatter (0.055 dex), larger "
+      "than ASPCAP's reported errors that the paper augments with, and the 'truth' errors in the Z-scores are our "
+      "derived ~14% age errors (mass: the seismic errors), which double-count part of the model width. The maximum-"
+      "likelihood values themselves are better than the widths suggest (MRD).")
+    A("- **Split by star vs by sample, and training length.** With the paper's split by augmented sample, every test and "
+      "validation star also has 350 of its 500 draws in the training set, so the validation loss keeps improving while "
+      "the flow sharpens around individual stars (their ~80,000 epochs) and the test posteriors of those stars get "
+      "narrower and closer to the truth. With a split by star the validation loss stops improving after ~1,000-1,300 "
+      "epochs (the early-stopping rule, patience 100, ends the run well before the wall-time cap): this flow, on these "
+      "stars, has learned what generalises to new stars.")
+    A("- **Young stars.** Relative age uncertainties are largest for young stars here (the paper: smallest): the "
+      "absolute widths are ~2 Gyr at all ages, as the paper's typical ~2 Gyr, which is a large fraction of a 2-4 Gyr "
+      "age. The ML ages are biased low (median relative bias in the tables): the age posteriors are right-skewed and the "
+      "ML is their mode.")
     A("- **Test-set size.** ~330 stars: binned numbers with n < 20 are noisy.")
     A("")
     with open(os.path.join(models_dir, "REPORT.md"), "w") as f:
