@@ -1,0 +1,16 @@
+-- StarFlow inputs from an SDSS DR19 astraAllStarASPCAP file (HDU 2, lower-case names), local or s3://.
+-- DR19 has no [C/Fe] or [N/Fe] columns: they are [C/H] - [Fe/H] and [N/H] - [Fe/H], errors added in quadrature
+-- (docs: ../shared/docs/SCIENCE.md, "Inputs"). Bad stars are kept here; queries exclude them with WHERE NOT flag_bad.
+-- Defines: input = the Parquet file, directory or glob.
+CREATE VIEW starflow_input AS
+SELECT
+    sdss_id,
+    sdss4_apogee_id,
+    catalogid,
+    teff, e_teff,
+    logg, e_logg,
+    fe_h, e_fe_h,
+    c_h - fe_h AS c_fe, sqrt(e_c_h * e_c_h + e_fe_h * e_fe_h) AS e_c_fe,
+    n_h - fe_h AS n_fe, sqrt(e_n_h * e_n_h + e_fe_h * e_fe_h) AS e_n_fe,
+    flag_bad
+FROM '${input}';

@@ -1,0 +1,74 @@
+//! `starflow models` and `starflow functions`: what the engine serves, printed from the registry and the functions'
+//! own documentation (so the text cannot drift from the code).
+
+use std::fmt::Write;
+
+use datafusion::logical_expr::ScalarUDF;
+use starflow_udfs::ModelRegistry;
+use starflow_udfs::functions::all_functions;
+use std::sync::Arc;
+
+/// Every model with its provenance; each model's ONNX file is opened on the configured device to prove it runs.
+pub fn describe_models(registry: &ModelRegistry) -> String {
+    let mut out = String::new();
+    let source = registry.source.as_ref().map(|s| s.display().to_string()).unwrap_or_else(|| "(none found)".into());
+    let _ = writeln!(out, "models directory: {source}");
+    let _ = writeln!(out, "device: {}", registry.device);
+    match starflow_udfs::onnx::init() {
+        Ok(runtime) => {
+            let _ = writeln!(out, "onnxruntime: {}", runtime.library.display());
+        }
+        Err(e) => {
+            let _ = writeln!(out, "onnxruntime: NOT AVAILABLE: {e}");
+        }
+    }
+    for model in registry.models() {
+        let m = &model.manifest;
+        let t = &m.target;
+        let _ = writeln!(out, "\n{} {} — {}", m.name, m.version, m.description);
+        let _ = writeln!(out, "  file:      {} (sha256 {})", model.onnx_path.display(), m.onnx.sha256.as_deref().unwrap_or("not recorded"));
+        let status = match model.open_session() {
+            Ok(_) => format!("ok on {}", model.device),
+            Err(e) => format!("FAILED: {e}"),
+        };
+        let _ = writeln!(out, "  session:   {status}");
+        let _ = writeln!(
+            out,
+            "  target:    {} [{}], {} grid {}..{} ({} points), draws {}",
+            t.dim.name, t.dim.unit, format!("{:?}", t.transform).to_lowercase(), t.grid.start, t.grid.stop, t.grid.num, m.default_draws
+        );
+        let _ = writeln!(out, "  density:   scale S = {:e}, LOW_DENSITY below {:e}", m.density.scale, m.density.threshold);
+        let ranges: Vec<String> =
+            m.labels.iter().map(|l| format!("{} {:.3}..{:.3}", l.name, l.train_min, l.train_max)).collect();
+        let _ = writeln!(out, "  trained:   {}", ranges.join(", "));
+        if !m.provenance.is_null() {
+            let _ = writeln!(out, "  provenance: {}", m.provenance);
+        }
+    }
+    out
+}
+
+fn describe_function(udf: &ScalarUDF) -> Option<String> {
+    let doc = udf.documentation()?;
+    let mut out = String::new();
+    let _ = writeln!(out, "## {}\n\n{}\n\n```sql\n{}\n```", udf.name(), doc.description, doc.syntax_example);
+    if let Some(arguments) = &doc.arguments {
+        let _ = writeln!(out, "\n### Arguments\n");
+        for (name, description) in arguments {
+            let _ = writeln!(out, "- **{name}**: {description}");
+        }
+    }
+    if let Some(example) = &doc.sql_example {
+        let _ = writeln!(out, "\n### Example\n\n{example}");
+    }
+    if let Some(related) = &doc.related_udfs {
+        let _ = writeln!(out, "\n### Related functions\n\n{}", related.join(", "));
+    }
+    Some(out)
+}
+
+/// Markdown documentation of every StarFlow function, generated from their `#[user_doc]`.
+pub fn describe_functions(registry: &Arc<ModelRegistry>) -> String {
+    let docs: Vec<String> = all_functions(registry).iter().filter_map(describe_function).collect();
+    format!("# StarFlow SQL functions\n\n{}", docs.join("\n"))
+}

@@ -1,0 +1,119 @@
+//! The DataFusion glue: one place that builds the session (stores, memory, threads, options) and runs statements.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use datafusion::common::{DataFusionError, Result};
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::sql::parser::{DFParser, Statement};
+
+use starflow_udfs::{Device, ModelRegistry};
+
+use crate::executor::CpuExecutor;
+use crate::object_stores::{StoreOptions, StoreRegistry};
+
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Threads that run queries (and partitions per scan).
+    pub threads: usize,
+    /// Memory the query operators may hold; sorts and joins spill to disk beyond it.
+    pub memory_limit: Option<usize>,
+    /// Rows per record batch.
+    pub batch_size: Option<usize>,
+    pub stores: StoreOptions,
+    /// Where models are loaded from (`None`: `STARFLOW_MODELS` or the bundled `models/`).
+    pub models_dir: Option<std::path::PathBuf>,
+    pub device: Device,
+    /// Print which model runs on which device when it is first used.
+    pub announce_models: bool,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self {
+            threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            memory_limit: None,
+            batch_size: None,
+            stores: StoreOptions::default(),
+            models_dir: None,
+            device: Device::Cpu,
+            announce_models: false,
+        }
+    }
+}
+
+/// A running query: its physical plan (for progress) and its result stream.
+pub struct Query {
+    pub plan: Arc<dyn ExecutionPlan>,
+    pub stream: SendableRecordBatchStream,
+}
+
+pub struct Engine {
+    ctx: SessionContext,
+    cpu: CpuExecutor,
+    models: Arc<ModelRegistry>,
+}
+
+impl Engine {
+    /// Must be called inside the tokio runtime that is to carry network IO.
+    pub fn new(options: &EngineOptions) -> Result<Self> {
+        let config = SessionConfig::new().with_target_partitions(options.threads.max(1)).with_information_schema(true);
+        let mut config = starflow_udfs::configure(config);
+        if let Some(batch_size) = options.batch_size {
+            config = config.with_batch_size(batch_size);
+        }
+        let registry = StoreRegistry::new(options.stores.clone(), tokio::runtime::Handle::current());
+        let mut runtime = RuntimeEnvBuilder::new().with_object_store_registry(Arc::new(registry));
+        if let Some(limit) = options.memory_limit {
+            runtime = runtime.with_memory_limit(limit, 1.0);
+        }
+        let ctx = SessionContext::new_with_config_rt(config, runtime.build_arc()?).enable_url_table();
+        let models = Arc::new(load_models(options)?);
+        starflow_udfs::register(&ctx, &models);
+        Ok(Self { ctx, cpu: CpuExecutor::new(options.threads)?, models })
+    }
+
+    pub fn models(&self) -> &Arc<ModelRegistry> {
+        &self.models
+    }
+
+    pub fn context(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    /// Split SQL text into statements (syntax errors are reported here, with their position).
+    pub fn parse(&self, sql: &str) -> Result<VecDeque<Statement>> {
+        DFParser::parse_sql(sql)
+    }
+
+    /// Plan and start one statement. DDL and `SET` take effect here and return `None`; statements with result columns
+    /// return the running query, executing on the CPU runtime.
+    pub async fn execute(&self, statement: Statement) -> Result<Option<Query>> {
+        let state = self.ctx.state();
+        let plan = state.statement_to_plan(statement).await?;
+        let df = self.ctx.execute_logical_plan(plan).await?;
+        if df.schema().fields().is_empty() {
+            return Ok(None);
+        }
+        let task = Arc::new(df.task_ctx());
+        let plan = df.create_physical_plan().await?;
+        let stream = self.cpu.execute(Arc::clone(&plan), task);
+        Ok(Some(Query { plan, stream }))
+    }
+}
+
+/// The models of `--models`/`STARFLOW_MODELS` must load; the bundled default may be absent (plain SQL still works,
+/// and the StarFlow functions then say which model is missing).
+fn load_models(options: &EngineOptions) -> Result<ModelRegistry> {
+    let explicit = options.models_dir.clone().or_else(|| std::env::var_os("STARFLOW_MODELS").map(Into::into));
+    let dir = explicit.clone().unwrap_or_else(starflow_udfs::registry::default_models_dir);
+    let registry = if explicit.is_none() && !dir.is_dir() {
+        ModelRegistry::default()
+    } else {
+        ModelRegistry::load(&dir, options.device).map_err(DataFusionError::Configuration)?
+    };
+    Ok(registry.announcing(options.announce_models))
+}

@@ -1,0 +1,27 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+use starflow::cli::{Cli, run};
+
+fn main() -> ExitCode {
+    // A panic is a bug, never a user error: say so in one line instead of a backtrace.
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("starflow: internal error (please report): {info}");
+    }));
+    let cli = Cli::parse();
+    // The main runtime carries network IO, progress and output; queries run on their own CPU runtime (executor.rs).
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("starflow-io").enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("starflow: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("starflow: {e}");
+            ExitCode::from(e.exit_code() as u8)
+        }
+    }
+}

@@ -1,0 +1,183 @@
+//! Encoders turning record batches into the bytes of one output format, batch by batch.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use arrow::error::ArrowError;
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::basic::{Compression, ZstdLevel};
+use datafusion::parquet::file::properties::WriterProperties;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// An aligned text table (terminal display; long results are cut at --max-rows).
+    Table,
+    Csv,
+    /// One JSON array of row objects.
+    Json,
+    /// One JSON object per line.
+    Ndjson,
+    Parquet,
+}
+
+impl OutputFormat {
+    /// The format a file name implies, if any.
+    pub fn from_path(path: &str) -> Option<Self> {
+        let lower = path.to_ascii_lowercase();
+        let ext = lower.rsplit_once('.').map(|(_, ext)| ext)?;
+        match ext {
+            "csv" => Some(Self::Csv),
+            "json" => Some(Self::Json),
+            "ndjson" | "jsonl" => Some(Self::Ndjson),
+            "parquet" | "parq" => Some(Self::Parquet),
+            "txt" => Some(Self::Table),
+            _ => None,
+        }
+    }
+}
+
+/// A `Write` target whose bytes can be taken out after each batch, so that synchronous arrow writers can feed an
+/// asynchronous sink without holding the whole output in memory.
+#[derive(Clone, Default)]
+struct SharedBuf(Arc<Mutex<Vec<u8>>>);
+
+impl SharedBuf {
+    fn take(&self) -> Vec<u8> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+impl Write for SharedBuf {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+enum Writer {
+    Csv(arrow::csv::Writer<SharedBuf>),
+    Json(arrow::json::ArrayWriter<SharedBuf>),
+    Ndjson(arrow::json::LineDelimitedWriter<SharedBuf>),
+    Parquet(ArrowWriter<SharedBuf>),
+}
+
+/// Encodes a stream of batches of one schema (not the table format, which needs to see rows to align them).
+pub struct Encoder {
+    buf: SharedBuf,
+    writer: Writer,
+}
+
+impl Encoder {
+    pub fn new(format: OutputFormat, schema: SchemaRef) -> Result<Self, ArrowError> {
+        let buf = SharedBuf::default();
+        let writer = match format {
+            OutputFormat::Csv => Writer::Csv(arrow::csv::WriterBuilder::new().with_header(true).build(buf.clone())),
+            OutputFormat::Json => Writer::Json(arrow::json::ArrayWriter::new(buf.clone())),
+            OutputFormat::Ndjson => Writer::Ndjson(arrow::json::LineDelimitedWriter::new(buf.clone())),
+            OutputFormat::Parquet => {
+                let props = WriterProperties::builder()
+                    .set_compression(Compression::ZSTD(ZstdLevel::default()))
+                    .build();
+                Writer::Parquet(ArrowWriter::try_new(buf.clone(), schema, Some(props)).map_err(ArrowError::from)?)
+            }
+            OutputFormat::Table => return Err(ArrowError::InvalidArgumentError("table is not a streaming format".into())),
+        };
+        Ok(Self { buf, writer })
+    }
+
+    /// Encode one batch; returns the bytes that are ready (possibly none: Parquet emits whole row groups).
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<Vec<u8>, ArrowError> {
+        match &mut self.writer {
+            Writer::Csv(w) => w.write(batch)?,
+            Writer::Json(w) => w.write(batch)?,
+            Writer::Ndjson(w) => w.write(batch)?,
+            Writer::Parquet(w) => w.write(batch).map_err(ArrowError::from)?,
+        }
+        Ok(self.buf.take())
+    }
+
+    /// Finish the format (closing bracket, Parquet footer) and return the remaining bytes.
+    pub fn finish(self) -> Result<Vec<u8>, ArrowError> {
+        match self.writer {
+            Writer::Csv(_) => {}
+            Writer::Json(mut w) => w.finish()?,
+            Writer::Ndjson(mut w) => w.finish()?,
+            Writer::Parquet(w) => {
+                w.close().map_err(ArrowError::from)?;
+            }
+        }
+        Ok(self.buf.take())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Array, Float64Array, Int64Array};
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    fn batches() -> (SchemaRef, Vec<RecordBatch>) {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("age", DataType::Float64, true),
+        ]));
+        let b1 = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(Int64Array::from(vec![1, 2])), Arc::new(Float64Array::from(vec![Some(4.5), None]))],
+        )
+        .unwrap();
+        let b2 = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(Int64Array::from(vec![3])), Arc::new(Float64Array::from(vec![Some(10.25)]))],
+        )
+        .unwrap();
+        (schema, vec![b1, b2])
+    }
+
+    fn encode(format: OutputFormat) -> Vec<u8> {
+        let (schema, batches) = batches();
+        let mut enc = Encoder::new(format, schema).unwrap();
+        let mut out = Vec::new();
+        for b in &batches {
+            out.extend(enc.write(b).unwrap());
+        }
+        out.extend(enc.finish().unwrap());
+        out
+    }
+
+    #[test]
+    fn text_formats_stream_across_batches() {
+        assert_eq!(String::from_utf8(encode(OutputFormat::Csv)).unwrap(), "id,age\n1,4.5\n2,\n3,10.25\n");
+        assert_eq!(
+            String::from_utf8(encode(OutputFormat::Ndjson)).unwrap(),
+            "{\"id\":1,\"age\":4.5}\n{\"id\":2}\n{\"id\":3,\"age\":10.25}\n"
+        );
+        let json: serde_json::Value = serde_json::from_slice(&encode(OutputFormat::Json)).unwrap();
+        assert_eq!(json, serde_json::json!([{"id":1,"age":4.5},{"id":2},{"id":3,"age":10.25}]));
+    }
+
+    #[test]
+    fn parquet_round_trips() {
+        use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+        let bytes = bytes::Bytes::from(encode(OutputFormat::Parquet));
+        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap().build().unwrap();
+        let read: Vec<RecordBatch> = reader.collect::<Result<_, _>>().unwrap();
+        let rows: usize = read.iter().map(|b| b.num_rows()).sum();
+        assert_eq!(rows, 3);
+        let ages = read[0].column(1).as_any().downcast_ref::<Float64Array>().unwrap();
+        assert_eq!(ages.value(0), 4.5);
+        assert!(ages.is_null(1));
+    }
+
+    #[test]
+    fn formats_from_file_names() {
+        assert_eq!(OutputFormat::from_path("s3://b/out/summary.PARQUET"), Some(OutputFormat::Parquet));
+        assert_eq!(OutputFormat::from_path("x.jsonl"), Some(OutputFormat::Ndjson));
+        assert_eq!(OutputFormat::from_path("/tmp/dir.d/noext"), None);
+    }
+}

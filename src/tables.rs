@@ -1,0 +1,100 @@
+//! Tables named on the command line (`--table NAME=URL`): Parquet or CSV files, directories or globs, in any store.
+
+use std::sync::Arc;
+
+use datafusion::common::{DataFusionError, Result};
+use datafusion::datasource::file_format::FileFormat;
+use datafusion::datasource::file_format::csv::CsvFormat;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::ListingOptions;
+use datafusion::prelude::SessionContext;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum InputFormat {
+    Parquet,
+    Csv,
+}
+
+impl InputFormat {
+    fn extension(self) -> &'static str {
+        match self {
+            Self::Parquet => ".parquet",
+            Self::Csv => ".csv",
+        }
+    }
+
+    fn file_format(self) -> Arc<dyn FileFormat> {
+        match self {
+            Self::Parquet => Arc::new(ParquetFormat::default()),
+            Self::Csv => Arc::new(CsvFormat::default().with_has_header(true)),
+        }
+    }
+}
+
+/// `NAME=URL` as given to `--table`.
+pub fn parse_table_arg(arg: &str) -> Result<(String, String), String> {
+    match arg.split_once('=') {
+        Some((name, url)) if !name.trim().is_empty() && !url.trim().is_empty() => {
+            Ok((name.trim().to_string(), url.trim().to_string()))
+        }
+        _ => Err(format!("expected NAME=URL, got '{arg}'")),
+    }
+}
+
+/// The last path segment's extension, if the location names a file (not a directory or a glob of files).
+fn file_extension(location: &str) -> Option<String> {
+    let last = location.trim_end_matches('/').rsplit('/').next()?;
+    let (_, ext) = last.rsplit_once('.')?;
+    Some(ext.to_ascii_lowercase())
+}
+
+fn infer_format(location: &str) -> Result<InputFormat> {
+    match file_extension(location).as_deref() {
+        Some("parquet" | "parq") => Ok(InputFormat::Parquet),
+        Some("csv") => Ok(InputFormat::Csv),
+        // A directory (or a glob without an extension) of a catalogue: Parquet unless told otherwise.
+        None => Ok(InputFormat::Parquet),
+        Some(other) => Err(DataFusionError::Configuration(format!(
+            "unsupported input format '.{other}' for '{location}': use Parquet or CSV, or pass --input-format"
+        ))),
+    }
+}
+
+pub async fn register_table(
+    ctx: &SessionContext,
+    name: &str,
+    location: &str,
+    format: Option<InputFormat>,
+) -> Result<()> {
+    let format = match format {
+        Some(f) => f,
+        None => infer_format(location)?,
+    };
+    // A single file is read whatever its extension; directories and globs pick the files of the format.
+    let is_pattern = location.ends_with('/') || location.contains(['*', '?', '[']) || file_extension(location).is_none();
+    let extension = if is_pattern { format.extension().to_string() } else { String::new() };
+    let options = ListingOptions::new(format.file_format()).with_file_extension(extension);
+    ctx.register_listing_table(name, location, options, None, None).await.map_err(|e| match e {
+        DataFusionError::Plan(m) if m.contains("No files found") || m.contains("not found") => {
+            DataFusionError::Configuration(format!("table '{name}': no {format:?} files at '{location}'"))
+        }
+        other => other.context(format!("table '{name}' ({location})")),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_args_and_formats() {
+        assert_eq!(parse_table_arg("stars=s3://b/k.parquet").unwrap(), ("stars".into(), "s3://b/k.parquet".into()));
+        assert!(parse_table_arg("=x").is_err());
+        assert!(parse_table_arg("stars").is_err());
+        assert_eq!(infer_format("data/x.CSV").unwrap(), InputFormat::Csv);
+        assert_eq!(infer_format("s3://b/dr19/").unwrap(), InputFormat::Parquet);
+        assert_eq!(infer_format("s3://b/dr19/*.parquet").unwrap(), InputFormat::Parquet);
+        let err = infer_format("cat.fits").unwrap_err().to_string();
+        assert!(err.contains("unsupported input format '.fits'"), "{err}");
+    }
+}

@@ -1,0 +1,158 @@
+//! The `starflow` command line, run as a user runs it: every subcommand, output format and error class, asserting on
+//! values, messages and exit codes.
+
+mod common;
+
+use std::io::Write;
+
+use common::{bundled_catalogue, read_parquet, starflow, stdout_of};
+use datafusion::arrow::array::{AsArray, Float32Array};
+use datafusion::arrow::datatypes::Float32Type;
+
+/// Teff of every bundled star, read with the Parquet reader directly (the independent expectation).
+fn bundled_teff() -> Vec<f32> {
+    read_parquet(&bundled_catalogue())
+        .iter()
+        .flat_map(|b| {
+            let col = b.column_by_name("teff").unwrap().as_primitive::<Float32Type>().clone();
+            col.iter().map(|v| v.unwrap()).collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[test]
+fn sql_over_the_bundled_catalogue_counts_and_aggregates_correctly() {
+    let teff = bundled_teff();
+    let hot = teff.iter().filter(|t| **t > 4800.0).count();
+    let max = teff.iter().cloned().fold(f32::MIN, f32::max);
+    let sql = format!(
+        "SELECT count(*) AS n, sum(CASE WHEN teff > 4800 THEN 1 ELSE 0 END) AS hot, max(teff) AS tmax FROM '{}'",
+        bundled_catalogue().display()
+    );
+    let out = starflow().args(["--format-out", "csv", "sql", &sql]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = stdout_of(&out);
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("n,hot,tmax"));
+    let fields: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(fields[0].parse::<usize>().unwrap(), teff.len());
+    assert_eq!(teff.len(), 6603);
+    assert_eq!(fields[1].parse::<usize>().unwrap(), hot);
+    assert_eq!(fields[2].parse::<f32>().unwrap(), max);
+}
+
+#[test]
+fn registered_tables_views_show_tables_and_describe() {
+    let table = format!("stars={}", bundled_catalogue().display());
+    let out = starflow()
+        .args(["--table", &table, "--format-out", "csv", "sql"])
+        .arg("CREATE VIEW giants AS SELECT * FROM stars WHERE logg < 2.0; SELECT count(*) AS n FROM giants")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let logg = read_parquet(&bundled_catalogue())
+        .iter()
+        .map(|b| b.column_by_name("logg").unwrap().as_any().downcast_ref::<Float32Array>().unwrap().iter().filter(|v| v.unwrap() < 2.0).count())
+        .sum::<usize>();
+    assert_eq!(stdout_of(&out), format!("n\n{logg}\n"));
+
+    let out = starflow().args(["--table", &table, "--format-out", "csv", "sql", "SHOW TABLES"]).output().unwrap();
+    let text = stdout_of(&out);
+    assert!(text.lines().any(|l| l.ends_with(",stars,BASE TABLE")), "{text}");
+
+    let out = starflow().args(["--table", &table, "--format-out", "csv", "sql", "DESCRIBE stars"]).output().unwrap();
+    let text = stdout_of(&out);
+    assert!(text.contains("teff,Float32,YES"), "{text}");
+    assert!(text.contains("sdss4_apogee_id,Utf8"), "{text}");
+}
+
+#[test]
+fn run_substitutes_defines_and_refuses_undefined_variables() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("q.sql");
+    std::fs::write(&file, "-- a query file\nSELECT count(*) AS n FROM '${input}' WHERE teff > ${tmin:-0};\n").unwrap();
+    let input = format!("input={}", bundled_catalogue().display());
+    let out = starflow().args(["--format-out", "csv", "run"]).arg(&file).args(["--define", &input, "-D", "tmin=5000"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let expected = bundled_teff().iter().filter(|t| **t > 5000.0).count();
+    assert_eq!(stdout_of(&out), format!("n\n{expected}\n"));
+
+    let out = starflow().arg("run").arg(&file).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("undefined variable ${input}: pass --define input=VALUE"));
+}
+
+#[test]
+fn output_formats_stdout_and_files() {
+    let sql = "SELECT * FROM (VALUES (1, 4.5, 'a'), (2, NULL, 'b')) AS t(id, age, name) ORDER BY id";
+    let json = stdout_of(&starflow().args(["--format-out", "json", "sql", sql]).output().unwrap());
+    let parsed: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(parsed, serde_json::json!([{"id":1,"age":4.5,"name":"a"},{"id":2,"name":"b"}]));
+    let ndjson = stdout_of(&starflow().args(["--format-out", "ndjson", "sql", sql]).output().unwrap());
+    assert_eq!(ndjson.lines().count(), 2);
+    let table = stdout_of(&starflow().args(["sql", sql]).output().unwrap());
+    assert!(table.contains("| id | age | name |") && table.contains("2 rows"), "{table}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.parquet");
+    let out = starflow().args(["-o", path.to_str().unwrap(), "sql", sql]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("wrote 2 rows to"));
+    let batches = read_parquet(&path);
+    assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 2);
+    let csv = dir.path().join("out.csv");
+    starflow().args(["-q", "-o", csv.to_str().unwrap(), "sql", sql]).assert().success().stderr("");
+    assert_eq!(std::fs::read_to_string(&csv).unwrap(), "id,age,name\n1,4.5,a\n2,,b\n");
+}
+
+#[test]
+fn shell_reads_statements_and_meta_commands() {
+    let table = format!("stars={}", bundled_catalogue().display());
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("starflow"))
+        .args(["--table", &table, "shell"])
+        .env("STARFLOW_HISTORY", std::env::temp_dir().join("starflow-shell-test-history"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"SELECT 40 +\n 2 AS answer;\n\\dt\nSELEC oops;\n\\q\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let text = stdout_of(&out);
+    assert!(text.contains("| answer |") && text.contains("| 42     |"), "{text}");
+    assert!(text.contains("| stars "), "\\dt lists tables: {text}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("SQL error: syntax error"), "errors do not end the shell");
+}
+
+/// (arguments, exit code, text the one-line message must contain)
+fn assert_fails(args: &[&str], code: i32, message: &str) {
+    let out = starflow().args(args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
+    assert!(stderr.contains(message), "{args:?}: expected '{message}' in: {stderr}");
+    assert!(!stderr.contains("panicked") && !stderr.contains("backtrace"), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+}
+
+#[test]
+fn errors_are_one_clear_line_with_their_exit_code() {
+    let cat = bundled_catalogue();
+    let cat = cat.to_str().unwrap();
+    assert_fails(&["sql", "SELEC 1"], 3, "SQL error: syntax error: ");
+    assert_fails(&["sql", "SELECT * FROM nowhere"], 3, "table 'nowhere' not found");
+    assert_fails(&["sql", &format!("SELECT no_such_column FROM '{cat}'")], 3, "no_such_column");
+    assert_fails(&["sql", "SELECT * FROM '/nonexistent/dir/file.parquet'"], 4, "data error:");
+    assert_fails(&["--table", "t=/nonexistent/x.parquet", "sql", "SELECT 1"], 4, "data error:");
+    assert_fails(&["--table", "t=catalogue.fits", "sql", "SELECT 1"], 4, "unsupported input format '.fits'");
+    assert_fails(&["-o", "/proc/starflow/out.csv", "sql", "SELECT 1 AS x"], 5, "output error:");
+    assert_fails(&["-o", "/tmp/out.unknown", "sql", "SELECT 1 AS x"], 2, "pass --format-out");
+    assert_fails(&["--memory-limit", "lots", "sql", "SELECT 1"], 2, "invalid size 'lots'");
+}
+
+#[test]
+fn syntax_errors_give_the_position() {
+    let out = starflow().args(["sql", "SELECT * FROM t WHERE"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("Line: 1, Column"), "{stderr}");
+}

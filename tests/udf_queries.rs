@@ -1,0 +1,107 @@
+//! The StarFlow functions inside queries: one flow evaluation per star whatever the query shape, and the same numbers
+//! for a star whatever the batch size, partitioning, thread count or surrounding query.
+
+
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::datatypes::{Float64Type, Int64Type};
+use futures::StreamExt;
+use starflow::engine::{Engine, EngineOptions};
+
+const CATALOGUE: &str = "examples/data/astraAllStarASPCAP_apokasc3.parquet";
+
+/// The DR19 input view of SCIENCE.md over the bundled catalogue's first `n` stars.
+fn view(n: usize) -> String {
+    format!(
+        "CREATE VIEW stars AS SELECT sdss4_apogee_id AS id, teff, e_teff, logg, e_logg, fe_h, e_fe_h, \
+         c_h - fe_h AS c_fe, sqrt(e_c_h * e_c_h + e_fe_h * e_fe_h) AS e_c_fe, \
+         n_h - fe_h AS n_fe, sqrt(e_n_h * e_n_h + e_fe_h * e_fe_h) AS e_n_fe \
+         FROM '{}/{CATALOGUE}' WHERE sdss4_apogee_id IS NOT NULL ORDER BY sdss4_apogee_id LIMIT {n}",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+const ARGS: &str = "teff, e_teff, logg, e_logg, fe_h, e_fe_h, c_fe, e_c_fe, n_fe, e_n_fe";
+
+async fn run(engine: &Engine, sql: &str) -> Vec<RecordBatch> {
+    let mut out = Vec::new();
+    for statement in engine.parse(sql).unwrap() {
+        if let Some(mut q) = engine.execute(statement).await.unwrap() {
+            while let Some(b) = q.stream.next().await {
+                out.push(b.unwrap());
+            }
+        }
+    }
+    out
+}
+
+fn engine(threads: usize, batch_size: usize) -> Engine {
+    Engine::new(&EngineOptions { threads, batch_size: Some(batch_size), ..EngineOptions::default() }).unwrap()
+}
+
+/// (id, age, e_p, e_n, density, bitmask) rows, sorted by id.
+fn rows(batches: &[RecordBatch]) -> Vec<(String, Option<f64>, Option<f64>, Option<f64>, Option<f64>, i64)> {
+    let mut out = Vec::new();
+    for b in batches {
+        let id = b.column(0).as_string::<i32>();
+        let f = |i: usize| b.column(i).as_primitive::<Float64Type>().clone();
+        let (age, ep, en, dens) = (f(1), f(2), f(3), f(4));
+        let mask = b.column(5).as_primitive::<Int64Type>();
+        for r in 0..b.num_rows() {
+            let opt = |a: &datafusion::arrow::array::Float64Array| (!a.is_null(r)).then(|| a.value(r));
+            out.push((id.value(r).to_string(), opt(&age), opt(&ep), opt(&en), opt(&dens), mask.value(r)));
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+#[test]
+fn several_outputs_of_one_call_evaluate_the_flow_once_per_star() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let engine = engine(2, 8192);
+        let model = engine.models().require("age").unwrap();
+        run(&engine, &view(24)).await;
+        let shapes = [
+            format!("SELECT id, a['age'], a['e_p_age'], a['e_n_age'], a['training_density'], a['bitmask'] FROM (SELECT id, starflow_age({ARGS}) AS a FROM stars)"),
+            format!("SELECT id, starflow_age({ARGS})['age'], starflow_age({ARGS})['e_p_age'], starflow_age({ARGS})['e_n_age'], starflow_age({ARGS})['training_density'], starflow_age({ARGS})['bitmask'] FROM stars"),
+        ];
+        let mut results = Vec::new();
+        for sql in &shapes {
+            let before = model.stars_evaluated();
+            let batches = run(&engine, sql).await;
+            assert_eq!(model.stars_evaluated() - before, 24, "one evaluation per star for: {sql}");
+            results.push(rows(&batches));
+        }
+        assert_eq!(results[0], results[1]);
+        assert_eq!(results[0].len(), 24);
+        assert!(results[0].iter().all(|r| r.1.is_some()), "every bundled star gets an age");
+    });
+}
+
+#[test]
+fn a_star_gets_the_same_numbers_in_any_batch_partitioning_and_query() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (n, sql) = (30, format!("SELECT id, a['age'], a['e_p_age'], a['e_n_age'], a['training_density'], a['bitmask'] FROM (SELECT id, starflow_age({ARGS}) AS a FROM stars)"));
+    let reference = rt.block_on(async {
+        let e = engine(1, 8192);
+        run(&e, &view(n)).await;
+        rows(&run(&e, &sql).await)
+    });
+    for (threads, batch) in [(2, 1), (2, 7), (3, 4)] {
+        let got = rt.block_on(async {
+            let e = engine(threads, batch);
+            run(&e, &view(n)).await;
+            rows(&run(&e, &sql).await)
+        });
+        assert_eq!(got, reference, "threads {threads}, batch size {batch}");
+    }
+    // A star's numbers do not depend on which other stars are in the query.
+    let subset = rt.block_on(async {
+        let e = engine(2, 3);
+        run(&e, &view(n)).await;
+        let odd = format!("SELECT * FROM ({sql}) WHERE id IN (SELECT id FROM stars ORDER BY id DESC LIMIT 5)");
+        rows(&run(&e, &odd).await)
+    });
+    assert_eq!(subset, reference[n - 5..].to_vec());
+}

@@ -1,0 +1,33 @@
+//! Session settings of the StarFlow functions: `SET starflow.draws = 50`, `SET starflow.seed = 7`, ...
+
+use datafusion::common::config::ConfigExtension;
+use datafusion::common::extensions_options;
+
+use crate::inference::Options;
+use crate::model::Model;
+
+extensions_options! {
+    /// StarFlow settings (`starflow.*`).
+    pub struct StarflowConfig {
+        /// Monte-Carlo draws per star; 0 uses the model's default (50 for the StarFlow models).
+        pub draws: usize, default = 0
+        /// Seed of the per-star draws: together with a star's inputs it fixes its numbers.
+        pub seed: u64, default = 20251123
+        /// Flow rows per ONNX Runtime call: larger is faster up to cache limits; memory is ~28 bytes per row.
+        pub chunk_rows: usize, default = 262144
+    }
+}
+
+impl ConfigExtension for StarflowConfig {
+    const PREFIX: &'static str = "starflow";
+}
+
+impl StarflowConfig {
+    pub fn options_for(&self, model: &Model) -> Options {
+        Options {
+            draws: if self.draws == 0 { model.manifest.default_draws } else { self.draws },
+            seed: self.seed,
+            chunk_rows: self.chunk_rows.max(1),
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! The StarFlow SQL functions, one per file (after DataFusion's `datafusion/functions`). The model-backed ones share
+//! the argument handling below; each file holds its struct, its `#[user_doc]` and its unit tests.
+
+pub mod starflow_age;
+pub mod starflow_age_posterior;
+pub mod starflow_density;
+pub mod starflow_flag_names;
+pub mod starflow_flags;
+pub mod starflow_grid;
+pub mod starflow_mass;
+pub mod starflow_mass_posterior;
+mod star_function;
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::datatypes::{DataType, Float64Type};
+use datafusion::common::{DataFusionError, Result, ScalarValue, exec_err, plan_err};
+use datafusion::logical_expr::{ColumnarValue, ScalarUDF};
+
+use crate::inference::StarInput;
+use crate::model::Model;
+use crate::registry::ModelRegistry;
+
+pub(crate) use star_function::{StarFunction, StarOutput, list_of_f64, star_udf};
+
+/// The ten star arguments, in order.
+pub const STAR_ARGS: [&str; 10] = ["teff", "e_teff", "logg", "e_logg", "fe_h", "e_fe_h", "c_fe", "e_c_fe", "n_fe", "e_n_fe"];
+
+/// Every StarFlow function, bound to the models of `registry`.
+pub fn all_functions(registry: &Arc<ModelRegistry>) -> Vec<ScalarUDF> {
+    vec![
+        ScalarUDF::new_from_impl(starflow_age::StarflowAge::new(registry)),
+        ScalarUDF::new_from_impl(starflow_mass::StarflowMass::new(registry)),
+        ScalarUDF::new_from_impl(starflow_age_posterior::StarflowAgePosterior::new(registry)),
+        ScalarUDF::new_from_impl(starflow_mass_posterior::StarflowMassPosterior::new(registry)),
+        ScalarUDF::new_from_impl(starflow_density::StarflowDensity::new(registry)),
+        ScalarUDF::new_from_impl(starflow_flags::StarflowFlags::new(registry)),
+        ScalarUDF::new_from_impl(starflow_grid::StarflowGrid::new(registry)),
+        ScalarUDF::new_from_impl(starflow_flag_names::StarflowFlagNames::new()),
+    ]
+}
+
+/// Types the star arguments are coerced to: every numeric type (and NULL) becomes Float64; anything else is a plan
+/// error naming the argument. `leading` arguments before the ten (a model name) must be strings.
+pub(crate) fn coerce_star_args(function: &str, arg_types: &[DataType], leading: usize) -> Result<Vec<DataType>> {
+    if arg_types.len() != leading + STAR_ARGS.len() {
+        let model = if leading > 0 { "model, " } else { "" };
+        return plan_err!(
+            "{function} takes {} arguments ({model}{}), got {}",
+            leading + STAR_ARGS.len(),
+            STAR_ARGS.join(", "),
+            arg_types.len()
+        );
+    }
+    let mut out = Vec::with_capacity(arg_types.len());
+    for (i, t) in arg_types.iter().enumerate() {
+        let base = match t {
+            DataType::Dictionary(_, value) => value.as_ref(),
+            other => other,
+        };
+        if i < leading {
+            if !matches!(base, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) {
+                return plan_err!("{function}: the model name must be a string literal such as 'age', got {t}");
+            }
+            out.push(DataType::Utf8);
+        } else if base.is_numeric() || base.is_null() {
+            out.push(DataType::Float64);
+        } else {
+            return plan_err!("{function}: argument {} ({}) must be numeric, got {t}", i + 1, STAR_ARGS[i - leading]);
+        }
+    }
+    Ok(out)
+}
+
+/// The stars of one batch from the ten Float64 arguments (scalars are broadcast).
+pub(crate) fn star_inputs(args: &[ColumnarValue], rows: usize) -> Result<Vec<StarInput>> {
+    let arrays = args
+        .iter()
+        .map(|a| a.to_array(rows))
+        .collect::<Result<Vec<_>>>()?;
+    let columns: Vec<_> = arrays
+        .iter()
+        .map(|a| a.as_primitive_opt::<Float64Type>().ok_or_else(|| DataFusionError::Internal(format!("expected Float64, got {}", a.data_type()))))
+        .collect::<Result<_>>()?;
+    Ok((0..rows)
+        .map(|r| {
+            if columns.iter().any(|c| c.is_null(r)) {
+                return None;
+            }
+            let v = |k: usize| columns[k].value(r);
+            Some(([v(0), v(2), v(4), v(6), v(8)], [v(1), v(3), v(5), v(7), v(9)]))
+        })
+        .collect())
+}
+
+/// A model named by a literal string argument (`starflow_density('age', ...)`).
+pub(crate) fn model_from_arg(function: &str, registry: &ModelRegistry, arg: &ColumnarValue) -> Result<Arc<Model>> {
+    let name = match arg {
+        ColumnarValue::Scalar(ScalarValue::Utf8(Some(name))) => name,
+        _ => return exec_err!("{function}: the model name must be a non-null string literal such as 'age'"),
+    };
+    registry.require(name).map_err(DataFusionError::Execution)
+}

@@ -1,0 +1,205 @@
+//! What the model-backed functions share: argument coercion, model lookup, evaluation, output arrays. Each public
+//! function is a thin documented struct over a [`StarFunction`] (see the `star_udf!` macro).
+
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, Float64Array, Float64Builder, Int64Array, ListBuilder, StructArray};
+use datafusion::arrow::datatypes::{DataType, Field, Fields};
+use datafusion::common::{DataFusionError, Result, ScalarValue, internal_err, plan_err};
+use datafusion::logical_expr::{
+    ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, Signature, TypeSignature, Volatility,
+};
+
+use super::{coerce_star_args, model_from_arg, star_inputs};
+use crate::config::StarflowConfig;
+use crate::inference::estimate_batch;
+use crate::posterior::Estimate;
+use crate::registry::ModelRegistry;
+
+/// What a function returns per star.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum StarOutput {
+    /// Struct {value, e_p_value, e_n_value, training_density, bitmask}, the value field named e.g. `age`.
+    Summary(&'static str),
+    /// The posterior on the model's grid, a list of Float64.
+    Posterior,
+    Density,
+    Flags,
+}
+
+#[derive(Debug)]
+pub(crate) struct StarFunction {
+    name: &'static str,
+    /// The model a function is bound to (`starflow_age`); `None` when the first argument names it.
+    model: Option<&'static str>,
+    output: StarOutput,
+    registry: Arc<ModelRegistry>,
+    signature: Signature,
+}
+
+impl PartialEq for StarFunction {
+    fn eq(&self, other: &Self) -> bool {
+        (self.name, self.model, self.output) == (other.name, other.model, other.output)
+            && Arc::ptr_eq(&self.registry, &other.registry)
+    }
+}
+
+impl Eq for StarFunction {}
+
+impl Hash for StarFunction {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        (self.name, self.model, self.output).hash(state);
+    }
+}
+
+fn summary_fields(value: &str) -> Fields {
+    Fields::from(vec![
+        Field::new(value, DataType::Float64, true),
+        Field::new(format!("e_p_{value}"), DataType::Float64, true),
+        Field::new(format!("e_n_{value}"), DataType::Float64, true),
+        Field::new("training_density", DataType::Float64, true),
+        Field::new("bitmask", DataType::Int64, false),
+    ])
+}
+
+pub(crate) fn list_of_f64() -> DataType {
+    DataType::List(Arc::new(Field::new_list_field(DataType::Float64, true)))
+}
+
+impl StarFunction {
+    pub fn new(name: &'static str, model: Option<&'static str>, output: StarOutput, registry: &Arc<ModelRegistry>) -> Self {
+        Self {
+            name,
+            model,
+            output,
+            registry: Arc::clone(registry),
+            // Immutable: the same inputs give the same outputs, which lets the optimizer evaluate a call once.
+            signature: Signature::new(TypeSignature::UserDefined, Volatility::Immutable),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        self.name
+    }
+
+    pub fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn leading_args(&self) -> usize {
+        usize::from(self.model.is_none())
+    }
+
+    pub fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        coerce_star_args(self.name, arg_types, self.leading_args())
+    }
+
+    fn data_type(&self) -> DataType {
+        match self.output {
+            StarOutput::Summary(value) => DataType::Struct(summary_fields(value)),
+            StarOutput::Posterior => list_of_f64(),
+            StarOutput::Density => DataType::Float64,
+            StarOutput::Flags => DataType::Int64,
+        }
+    }
+
+    pub fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        internal_err!("{}: return_field_from_args is used instead", self.name)
+    }
+
+    /// Checks at plan time that the model exists, so a typo fails before any data is read.
+    pub fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<Arc<Field>> {
+        let model = match (self.model, args.scalar_arguments.first()) {
+            (Some(model), _) => model.to_string(),
+            (None, Some(Some(ScalarValue::Utf8(Some(name))))) => name.clone(),
+            (None, _) => return plan_err!("{}: the model name must be a string literal such as 'age'", self.name),
+        };
+        self.registry.require(&model).map_err(DataFusionError::Plan)?;
+        let nullable = !matches!(self.output, StarOutput::Summary(_) | StarOutput::Flags);
+        Ok(Arc::new(Field::new(self.name, self.data_type(), nullable)))
+    }
+
+    pub fn invoke(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let (model, star_args) = match self.model {
+            Some(name) => (self.registry.require(name).map_err(DataFusionError::Execution)?, &args.args[..]),
+            None => (model_from_arg(self.name, &self.registry, &args.args[0])?, &args.args[1..]),
+        };
+        let config = args.config_options.extensions.get::<StarflowConfig>().cloned().unwrap_or_default();
+        let options = config.options_for(&model);
+        let stars = star_inputs(star_args, args.number_rows)?;
+        let keep_posterior = self.output == StarOutput::Posterior;
+        let estimates = estimate_batch(&model, &stars, &options, keep_posterior).map_err(DataFusionError::Execution)?;
+        Ok(ColumnarValue::Array(self.output_array(&estimates)))
+    }
+
+    fn output_array(&self, estimates: &[Estimate]) -> ArrayRef {
+        let column = |f: fn(&Estimate) -> Option<f64>| Arc::new(estimates.iter().map(f).collect::<Float64Array>()) as ArrayRef;
+        let bitmask = || Arc::new(estimates.iter().map(|e| e.bitmask).collect::<Int64Array>()) as ArrayRef;
+        match self.output {
+            StarOutput::Summary(value) => Arc::new(StructArray::new(
+                summary_fields(value),
+                vec![column(|e| e.value), column(|e| e.e_p), column(|e| e.e_n), column(|e| e.training_density), bitmask()],
+                None,
+            )),
+            StarOutput::Posterior => {
+                let mut list = ListBuilder::new(Float64Builder::new());
+                for e in estimates {
+                    match &e.posterior {
+                        Some(p) => {
+                            list.values().append_slice(p);
+                            list.append(true);
+                        }
+                        None => list.append(false),
+                    }
+                }
+                Arc::new(list.finish())
+            }
+            StarOutput::Density => column(|e| e.training_density),
+            StarOutput::Flags => bitmask(),
+        }
+    }
+}
+
+/// Declares a documented SQL function backed by a [`StarFunction`]: the struct (with the attributes given, e.g.
+/// `#[user_doc]`), its constructor from the model registry, and its `ScalarUDFImpl`.
+macro_rules! star_udf {
+    ($(#[$meta:meta])* $ty:ident = ($name:literal, $model:expr, $output:expr)) => {
+        $(#[$meta])*
+        #[derive(Debug, PartialEq, Eq, Hash)]
+        pub struct $ty {
+            inner: $crate::functions::StarFunction,
+        }
+
+        impl $ty {
+            pub fn new(registry: &std::sync::Arc<$crate::registry::ModelRegistry>) -> Self {
+                Self { inner: $crate::functions::StarFunction::new($name, $model, $output, registry) }
+            }
+        }
+
+        impl datafusion::logical_expr::ScalarUDFImpl for $ty {
+            fn name(&self) -> &str {
+                self.inner.name()
+            }
+            fn signature(&self) -> &datafusion::logical_expr::Signature {
+                self.inner.signature()
+            }
+            fn coerce_types(&self, t: &[datafusion::arrow::datatypes::DataType]) -> datafusion::common::Result<Vec<datafusion::arrow::datatypes::DataType>> {
+                self.inner.coerce_types(t)
+            }
+            fn return_type(&self, t: &[datafusion::arrow::datatypes::DataType]) -> datafusion::common::Result<datafusion::arrow::datatypes::DataType> {
+                self.inner.return_type(t)
+            }
+            fn return_field_from_args(&self, args: datafusion::logical_expr::ReturnFieldArgs) -> datafusion::common::Result<datafusion::arrow::datatypes::FieldRef> {
+                self.inner.return_field_from_args(args)
+            }
+            fn invoke_with_args(&self, args: datafusion::logical_expr::ScalarFunctionArgs) -> datafusion::common::Result<datafusion::logical_expr::ColumnarValue> {
+                self.inner.invoke(args)
+            }
+            fn documentation(&self) -> Option<&datafusion::logical_expr::Documentation> {
+                self.doc()
+            }
+        }
+    };
+}
+pub(crate) use star_udf;

@@ -1,0 +1,30 @@
+use datafusion_macros::user_doc;
+
+use super::{StarOutput, star_udf};
+
+star_udf! {
+#[user_doc(
+    doc_section(label = "StarFlow Functions"),
+    description = "Stellar age from the StarFlow age model: the maximum of the age posterior on a 250-point grid \
+from 0 to 14 Gyr, its 1-sigma offsets, the flow's training-space density of the star's labels and the quality \
+BITMASK (1 LOW_DENSITY, 2 GRID_EDGE, 4 BAD_INPUT, 8 OUT_OF_RANGE, 16 MULTIMODAL). e_p_age >= 0 and e_n_age <= 0 are \
+signed offsets from age. A row with a null, NaN or infinite label or error, or an error <= 0, returns null numbers with \
+bitmask 4. Draws per star: SET starflow.draws (default: the model's, 50); seed: SET starflow.seed.",
+    syntax_example = "starflow_age(teff, e_teff, logg, e_logg, fe_h, e_fe_h, c_fe, e_c_fe, n_fe, e_n_fe)",
+    sql_example = r#"```sql
+> SELECT a['age'], a['e_p_age'], a['e_n_age'], a['bitmask']
+  FROM (SELECT starflow_age(teff, e_teff, logg, e_logg, fe_h, e_fe_h,
+                            c_h - fe_h, sqrt(e_c_h*e_c_h + e_fe_h*e_fe_h),
+                            n_h - fe_h, sqrt(e_n_h*e_n_h + e_fe_h*e_fe_h)) AS a
+        FROM 'examples/data/astraAllStarASPCAP_apokasc3.parquet' WHERE NOT flag_bad);
+```
+Returns Struct {age: Float64 [Gyr], e_p_age, e_n_age, training_density: Float64, bitmask: Int64}."#,
+    argument(
+        name = "teff, e_teff, logg, e_logg, fe_h, e_fe_h, c_fe, e_c_fe, n_fe, e_n_fe",
+        description = "Teff [K], log g [dex], [Fe/H], [C/Fe], [N/Fe] [dex], each followed by its 1-sigma error; any numeric type."
+    ),
+    related_udf(name = "starflow_mass"),
+    related_udf(name = "starflow_age_posterior")
+)]
+StarflowAge = ("starflow_age", Some("age"), StarOutput::Summary("age"))
+}

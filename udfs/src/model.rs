@@ -1,0 +1,149 @@
+//! A loaded model: its manifest, its ONNX file, and everything derived from them once (standardization constants,
+//! grid weights), plus a thread-local ONNX Runtime session per worker thread.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use ort::session::Session;
+
+use crate::manifest::{Manifest, Transform};
+use crate::onnx::{Device, create_session};
+use crate::posterior::GridWeights;
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+#[derive(Debug)]
+pub struct Model {
+    /// Unique per load (keys the thread-local sessions).
+    pub id: u64,
+    pub manifest: Manifest,
+    pub dir: PathBuf,
+    pub onnx_path: PathBuf,
+    pub device: Device,
+    pub weights: GridWeights,
+    /// Grid points the flow is evaluated at (the log10 transform skips M <= 0) and their standardized target.
+    pub eval_points: Vec<(usize, f32)>,
+    pub label_mean: [f64; 5],
+    pub label_std: [f64; 5],
+    /// Stars evaluated so far (not counting BAD_INPUT rows), for tests and statistics.
+    evaluated: AtomicU64,
+    /// Say on stderr which device the model runs on when its first session opens (once per process).
+    announce: AtomicBool,
+}
+
+thread_local! {
+    static SESSIONS: RefCell<HashMap<u64, Session>> = RefCell::new(HashMap::new());
+}
+
+impl Model {
+    pub fn from_manifest(manifest: Manifest, dir: &Path, device: Device) -> Self {
+        let target = &manifest.target;
+        let grid = target.grid.points();
+        let (mut jacobian, mut eval_points) = (Vec::with_capacity(grid.len()), Vec::with_capacity(grid.len()));
+        for (i, &v) in grid.iter().enumerate() {
+            let flow_value = match target.transform {
+                Transform::Linear => Some(v),
+                Transform::Log10 => (v > 0.0).then(|| v.log10()),
+            };
+            jacobian.push(match (target.transform, flow_value) {
+                (_, None) => 0.0,
+                (Transform::Linear, _) => 1.0,
+                (Transform::Log10, _) => 1.0 / (v * std::f64::consts::LN_10),
+            });
+            if let Some(y) = flow_value {
+                eval_points.push((i, ((y - target.dim.mean) / target.dim.std) as f32));
+            }
+        }
+        let weights = GridWeights {
+            dstd: (grid[1] - grid[0]) / target.dim.std,
+            grid,
+            jacobian,
+            scale: manifest.density.scale,
+            threshold: manifest.density.threshold,
+        };
+        let label_mean = std::array::from_fn(|i| manifest.labels[i].mean);
+        let label_std = std::array::from_fn(|i| manifest.labels[i].std);
+        Self {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            onnx_path: dir.join(&manifest.onnx.file),
+            dir: dir.to_path_buf(),
+            manifest,
+            device,
+            weights,
+            eval_points,
+            label_mean,
+            label_std,
+            evaluated: AtomicU64::new(0),
+            announce: AtomicBool::new(false),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.manifest.name
+    }
+
+    pub fn set_announce(&self, announce: bool) {
+        self.announce.store(announce, Ordering::Relaxed);
+    }
+
+    pub fn stars_evaluated(&self) -> u64 {
+        self.evaluated.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn count_evaluated(&self, n: usize) {
+        self.evaluated.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// True if any label lies outside the training range (OUT_OF_RANGE).
+    pub fn out_of_range(&self, labels: &[f64; 5]) -> bool {
+        labels.iter().zip(&self.manifest.labels).any(|(v, d)| *v < d.train_min || *v > d.train_max)
+    }
+
+    /// Run `f` with this thread's session of the model, creating (and checking) it on first use.
+    pub fn with_session<T>(&self, f: impl FnOnce(&mut Session) -> Result<T, String>) -> Result<T, String> {
+        SESSIONS.with(|sessions| {
+            let mut sessions = sessions.borrow_mut();
+            if !sessions.contains_key(&self.id) {
+                sessions.insert(self.id, self.open_session()?);
+                if self.announce.swap(false, Ordering::Relaxed) {
+                    eprintln!(
+                        "starflow: model '{}' {} ({}) on {}",
+                        self.name(),
+                        self.manifest.version,
+                        self.onnx_path.display(),
+                        self.device
+                    );
+                }
+            }
+            f(sessions.get_mut(&self.id).expect("inserted above"))
+        })
+    }
+
+    /// A new session, checked against the manifest: one float32 input `[N, 6]`, one float32 output `[N]`.
+    pub fn open_session(&self) -> Result<Session, String> {
+        let session = create_session(&self.onnx_path, self.device)?;
+        let file = self.onnx_path.display();
+        let onnx = &self.manifest.onnx;
+        let input = session.inputs().iter().find(|i| i.name() == onnx.input);
+        let output = session.outputs().iter().find(|o| o.name() == onnx.output);
+        let (Some(input), Some(output)) = (input, output) else {
+            return Err(format!("{file}: the model must have input '{}' and output '{}'", onnx.input, onnx.output));
+        };
+        let float = Some(ort::value::TensorElementType::Float32);
+        let input_ok = input.dtype().tensor_type() == float
+            && input.dtype().tensor_shape().is_some_and(|s| s.len() == 2 && s[1] == 6);
+        let output_ok = output.dtype().tensor_type() == float && output.dtype().tensor_shape().is_some_and(|s| s.len() == 1);
+        if !input_ok || !output_ok {
+            return Err(format!(
+                "{file}: expected input '{}' float32[N, 6] and output '{}' float32[N], found {:?} and {:?}",
+                onnx.input,
+                onnx.output,
+                input.dtype(),
+                output.dtype()
+            ));
+        }
+        Ok(session)
+    }
+}

@@ -1,0 +1,124 @@
+//! ONNX Runtime: finding the shared library, choosing the device, creating sessions.
+//!
+//! The library is loaded at run time (ort `load-dynamic`): from `ORT_DYLIB_PATH`, from `libonnxruntime.so` beside the
+//! executable, or from the repository's `.ort/` (where `scripts/fetch-onnxruntime.sh` puts it). Execution providers are
+//! registered with `error_on_failure`, so a CUDA request is honoured or refused, never silently run on the CPU.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::OnceLock;
+
+use ort::environment::Environment;
+use ort::session::Session;
+use ort::session::builder::GraphOptimizationLevel;
+
+/// Where flows are evaluated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Device {
+    #[default]
+    Cpu,
+    Cuda(i32),
+}
+
+impl FromStr for Device {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "cpu" => Ok(Self::Cpu),
+            "cuda" => Ok(Self::Cuda(0)),
+            other => other
+                .strip_prefix("cuda:")
+                .and_then(|n| n.parse::<i32>().ok())
+                .filter(|n| *n >= 0)
+                .map(Self::Cuda)
+                .ok_or_else(|| format!("unknown device '{s}' (cpu, cuda or cuda:N)")),
+        }
+    }
+}
+
+impl fmt::Display for Device {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Cpu => write!(f, "cpu"),
+            Self::Cuda(n) => write!(f, "cuda:{n}"),
+        }
+    }
+}
+
+fn library_candidates() -> Vec<PathBuf> {
+    let mut paths = Vec::new();
+    if let Some(p) = std::env::var_os("ORT_DYLIB_PATH") {
+        paths.push(PathBuf::from(p));
+        return paths; // an explicit choice is the only one tried
+    }
+    if let Some(dir) = std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf)) {
+        paths.push(dir.join("libonnxruntime.so"));
+    }
+    paths.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.ort/libonnxruntime.so"));
+    paths
+}
+
+/// ONNX Runtime, loaded once per process.
+pub struct Runtime {
+    pub library: PathBuf,
+    environment: Environment,
+}
+
+/// Load ONNX Runtime once per process; returns it, or an error saying how to get it.
+pub fn init() -> Result<&'static Runtime, String> {
+    static RUNTIME: OnceLock<Result<Runtime, String>> = OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            let candidates = library_candidates();
+            let Some(path) = candidates.iter().find(|p| p.is_file()) else {
+                let tried: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
+                return Err(format!(
+                    "the ONNX Runtime library (libonnxruntime.so 1.31) was not found (tried: {}); run \
+                     scripts/fetch-onnxruntime.sh or set ORT_DYLIB_PATH",
+                    tried.join(", ")
+                ));
+            };
+            let builder = ort::init_from(path).map_err(|e| format!("cannot load {}: {e}", path.display()))?;
+            let environment =
+                builder.with_name("starflow").build().map_err(|e| format!("cannot start ONNX Runtime: {e}"))?;
+            Ok(Runtime { library: path.clone(), environment })
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+/// A session for one model on one thread: a single intra-op thread, since starflow parallelises across partitions
+/// (measured on 2 cores: 1 thread per session beats 2 intra-op threads).
+pub fn create_session(model: &Path, device: Device) -> Result<Session, String> {
+    let runtime = init()?;
+    let context = |e: ort::Error| format!("{}: {e}", model.display());
+    let mut builder = Session::builder(&runtime.environment)
+        .map_err(context)?
+        .with_optimization_level(GraphOptimizationLevel::Level3)
+        .map_err(|e| context(e.into()))?
+        .with_intra_threads(1)
+        .map_err(|e| context(e.into()))?;
+    if let Device::Cuda(id) = device {
+        let cuda = ort::ep::CUDA::default().with_device_id(id).build().error_on_failure();
+        builder = builder.with_execution_providers([cuda]).map_err(|e| {
+            format!("device {device} was requested but cannot be used: {e}")
+        })?;
+    }
+    builder.commit_from_file(model).map_err(context)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn devices_parse() {
+        assert_eq!("cpu".parse::<Device>().unwrap(), Device::Cpu);
+        assert_eq!("CUDA".parse::<Device>().unwrap(), Device::Cuda(0));
+        assert_eq!("cuda:1".parse::<Device>().unwrap(), Device::Cuda(1));
+        assert!("cuda:-1".parse::<Device>().is_err());
+        assert!("tpu".parse::<Device>().unwrap_err().contains("unknown device 'tpu'"));
+        assert_eq!(Device::Cuda(2).to_string(), "cuda:2");
+    }
+}

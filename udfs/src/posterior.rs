@@ -1,0 +1,219 @@
+//! The per-star posterior of SCIENCE.md, from the flow densities p_dg to the summary numbers and quality bits.
+//! Mirrors `models/train/reference.py` step for step (its docstring is the precise rule set); the fixtures hold both to
+//! the same numbers. Non-finite flow log-densities (float overflow far outside the training data) count as zero density
+//! (`inference.rs`).
+
+/// BITMASK bits (SCIENCE.md).
+pub mod bits {
+    pub const LOW_DENSITY: i64 = 1;
+    pub const GRID_EDGE: i64 = 2;
+    pub const BAD_INPUT: i64 = 4;
+    pub const OUT_OF_RANGE: i64 = 8;
+    pub const MULTIMODAL: i64 = 16;
+    pub const CN_ATYPICAL: i64 = 32;
+
+    /// Names in bit order, as `starflow_flag_names` reports them.
+    pub const NAMES: [(i64, &str); 6] = [
+        (LOW_DENSITY, "LOW_DENSITY"),
+        (GRID_EDGE, "GRID_EDGE"),
+        (BAD_INPUT, "BAD_INPUT"),
+        (OUT_OF_RANGE, "OUT_OF_RANGE"),
+        (MULTIMODAL, "MULTIMODAL"),
+        (CN_ATYPICAL, "CN_ATYPICAL"),
+    ];
+}
+
+/// Probability mass on each side of the maximum for the 1-sigma interval.
+const HALF_SIGMA_MASS: f64 = 0.34;
+
+/// What a model's grid contributes to every star: the grid, and per point the factor turning the flow's density into
+/// density per unit of the grid variable (1 for a linear target, the Jacobian 1/(M ln 10) for log10, 0 where the
+/// transform is undefined).
+#[derive(Debug, Clone)]
+pub struct GridWeights {
+    pub grid: Vec<f64>,
+    pub jacobian: Vec<f64>,
+    /// Grid step in standardized target units: turns a sum over the grid into an integral over the target.
+    pub dstd: f64,
+    /// S of SCIENCE.md.
+    pub scale: f64,
+    pub threshold: f64,
+}
+
+/// One star's outputs. `value`, `e_p`, `e_n` and `posterior` are absent when no draw gave a usable density.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Estimate {
+    pub value: Option<f64>,
+    pub e_p: Option<f64>,
+    pub e_n: Option<f64>,
+    pub training_density: Option<f64>,
+    pub bitmask: i64,
+    pub posterior: Option<Vec<f64>>,
+}
+
+impl Estimate {
+    pub fn bad_input() -> Self {
+        Self { value: None, e_p: None, e_n: None, training_density: None, bitmask: bits::BAD_INPUT, posterior: None }
+    }
+}
+
+/// Summarize `p` (row-major `[draws][grid]`, Jacobian already applied) into the star's estimate.
+/// `keep_posterior` keeps the 250 values (only the posterior functions need them).
+pub fn summarize(w: &GridWeights, p: &[f64], keep_posterior: bool) -> Estimate {
+    let g = w.grid.len();
+    let mut post = vec![0.0; g];
+    let (mut kept, mut finite, mut finite_sum) = (0usize, 0usize, 0.0f64);
+    for row in p.chunks_exact(g) {
+        let s: f64 = row.iter().sum();
+        if !s.is_finite() {
+            continue;
+        }
+        finite += 1;
+        finite_sum += s;
+        if s > 0.0 {
+            kept += 1;
+            post.iter_mut().zip(row).for_each(|(acc, v)| *acc += v / s);
+        }
+    }
+    let training_density = (finite > 0).then(|| w.scale * (finite_sum / finite as f64) * w.dstd);
+    let mut bitmask = 0;
+    if !training_density.is_some_and(|d| d >= w.threshold) {
+        bitmask |= bits::LOW_DENSITY;
+    }
+    if kept == 0 {
+        return Estimate { value: None, e_p: None, e_n: None, training_density, bitmask, posterior: None };
+    }
+    post.iter_mut().for_each(|v| *v /= kept as f64);
+
+    let i_max = argmax(&post);
+    let value = w.grid[i_max];
+    let mut cdf: Vec<f64> = post
+        .iter()
+        .scan(0.0, |acc, v| {
+            *acc += v;
+            Some(*acc)
+        })
+        .collect();
+    let total = cdf[g - 1];
+    cdf.iter_mut().for_each(|c| *c /= total);
+    let c0 = cdf[i_max];
+    let lower = inverse_cdf(&cdf, &w.grid, (c0 - HALF_SIGMA_MASS).max(0.0));
+    let upper = inverse_cdf(&cdf, &w.grid, (c0 + HALF_SIGMA_MASS).min(1.0));
+    if i_max == 0 || i_max == g - 1 {
+        bitmask |= bits::GRID_EDGE;
+    }
+    if is_multimodal(&post) {
+        bitmask |= bits::MULTIMODAL;
+    }
+    Estimate {
+        value: Some(value),
+        e_p: Some(upper - value),
+        e_n: Some(lower - value),
+        training_density,
+        bitmask,
+        posterior: keep_posterior.then_some(post),
+    }
+}
+
+/// First index of the maximum (numpy.argmax).
+fn argmax(v: &[f64]) -> usize {
+    v.iter().enumerate().fold(0, |best, (i, x)| if *x > v[best] { i } else { best })
+}
+
+/// Linear interpolation of the inverse CDF at `t`: between the first point with `cdf >= t` and the one before it.
+fn inverse_cdf(cdf: &[f64], grid: &[f64], t: f64) -> f64 {
+    let j = cdf.iter().position(|&c| c >= t).unwrap_or(cdf.len() - 1);
+    if j == 0 {
+        return grid[0];
+    }
+    let (c0, c1) = (cdf[j - 1], cdf[j]);
+    grid[j - 1] + (t - c0) / (c1 - c0) * (grid[j] - grid[j - 1])
+}
+
+/// A local maximum: a positive point strictly above its left neighbour and at least as high as its right one
+/// (endpoints count; a flat top counts once, at its left end).
+fn is_local_max(post: &[f64], i: usize) -> bool {
+    post[i] > 0.0 && (i == 0 || post[i] > post[i - 1]) && (i == post.len() - 1 || post[i] >= post[i + 1])
+}
+
+/// A second mode: a local maximum other than the global one, at least half as high, with a real dip between them (the
+/// posterior falls to 90% of the second peak or lower). The dip condition keeps the small ripples of a ReLU flow's
+/// posterior on a flat top or a shoulder from counting as modes.
+fn is_multimodal(post: &[f64]) -> bool {
+    let i1 = argmax(post);
+    (0..post.len()).filter(|&j| j != i1 && is_local_max(post, j) && post[j] >= 0.5 * post[i1]).any(|j| {
+        let between = &post[i1.min(j)..=i1.max(j)];
+        between.iter().cloned().fold(f64::INFINITY, f64::min) <= 0.9 * post[j]
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn weights(grid: Vec<f64>) -> GridWeights {
+        let n = grid.len();
+        GridWeights { dstd: grid[1] - grid[0], grid, jacobian: vec![1.0; n], scale: 1.0, threshold: 0.5 }
+    }
+
+    #[test]
+    fn gaussian_posterior_gives_its_mode_and_symmetric_one_sigma_bounds() {
+        // One draw with p = N(7, 1) on a fine grid: ML = 7, bounds at the 0.5 -/+ 0.34 quantiles = 7 -/+ 0.994458.
+        let grid: Vec<f64> = (0..=1400).map(|i| i as f64 * 0.01).collect();
+        let p: Vec<f64> = grid.iter().map(|t| (-0.5 * (t - 7.0f64).powi(2)).exp() / (2.0 * std::f64::consts::PI).sqrt()).collect();
+        let e = summarize(&weights(grid), &p, true);
+        assert_eq!(e.value, Some(7.0));
+        // The CDF is a Riemann sum (step 0.01) starting at the first point: allow half a step.
+        assert!((e.e_p.unwrap() - 0.994458).abs() < 0.006, "{:?}", e.e_p);
+        assert!((e.e_n.unwrap() + 0.994458).abs() < 0.006, "{:?}", e.e_n);
+        // Density = integral of p over the grid (dstd = step here) = 1 (the tails beyond 0 and 14 are ~1e-12).
+        assert!((e.training_density.unwrap() - 1.0).abs() < 1e-9);
+        assert_eq!(e.bitmask, 0);
+        assert!((e.posterior.unwrap().iter().sum::<f64>() - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn draws_are_normalized_separately_and_unusable_draws_dropped() {
+        let w = weights(vec![0.0, 1.0, 2.0, 3.0]);
+        // Draw 1 peaks at 1, draw 2 (ten times denser) at 3: after per-draw normalisation they weigh the same.
+        // Draw 3 is all zero (kept for density as zero, dropped from the posterior), draw 4 is non-finite (dropped).
+        let p = [0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 10.0, 0.0, 0.0, 0.0, 0.0, f64::NAN, 1.0, 1.0, 1.0];
+        let e = summarize(&w, &p, true);
+        assert_eq!(e.posterior.as_deref(), Some(&[0.0, 0.5, 0.0, 0.5][..]));
+        assert_eq!(e.value, Some(1.0)); // the first of equal maxima
+        assert_eq!(e.training_density, Some(11.0 / 3.0));
+        assert_eq!(e.bitmask, bits::MULTIMODAL, "two equal peaks");
+    }
+
+    #[test]
+    fn no_usable_draw_means_no_estimate_and_low_density() {
+        let w = weights(vec![0.0, 1.0, 2.0]);
+        let e = summarize(&w, &[0.0; 6], true);
+        assert_eq!((e.value, e.posterior.clone(), e.training_density), (None, None, Some(0.0)));
+        assert_eq!(e.bitmask, bits::LOW_DENSITY);
+        let e = summarize(&w, &[f64::INFINITY, 0.0, 0.0], true);
+        assert_eq!((e.value, e.training_density), (None, None));
+        assert_eq!(e.bitmask, bits::LOW_DENSITY);
+    }
+
+    #[test]
+    fn edge_maximum_and_interval_clamped_to_the_grid() {
+        let w = weights(vec![0.0, 1.0, 2.0, 3.0, 4.0]);
+        let e = summarize(&w, &[8.0, 4.0, 2.0, 1.0, 1.0], false);
+        assert_eq!(e.value, Some(0.0));
+        assert_eq!(e.e_n, Some(0.0), "lower bound clamps at the first grid point");
+        assert!(e.e_p.unwrap() > 0.0);
+        assert_eq!(e.bitmask, bits::GRID_EDGE);
+        assert_eq!(e.posterior, None);
+    }
+
+    #[test]
+    fn multimodality_needs_a_second_peak_at_least_half_as_high() {
+        assert!(!is_multimodal(&[0.0, 1.0, 0.2, 0.49, 0.0]));
+        assert!(is_multimodal(&[0.0, 1.0, 0.2, 0.5, 0.0]));
+        assert!(!is_multimodal(&[0.2, 0.5, 0.5, 0.5, 0.1]), "a flat top is one peak");
+        assert!(is_multimodal(&[0.6, 0.1, 0.0, 1.0, 0.0]), "endpoints count");
+        assert!(!is_multimodal(&[0.1, 1.0, 0.95, 0.96, 0.2]), "a ripple without a 10% dip is no second mode");
+        assert!(is_multimodal(&[0.1, 1.0, 0.86, 0.96, 0.2]), "a 10% dip is");
+    }
+}
