@@ -1,11 +1,13 @@
 //! The DataFusion glue: one place that builds the session (stores, memory, threads, options) and runs statements.
 
+use crate::error::data_error;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use datafusion::common::{DataFusionError, Result};
+use datafusion::common::Result;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::{DFParser, Statement};
@@ -70,7 +72,13 @@ impl Engine {
         if let Some(limit) = options.memory_limit {
             runtime = runtime.with_memory_limit(limit, 1.0);
         }
-        let ctx = SessionContext::new_with_config_rt(config, runtime.build_arc()?).enable_url_table();
+        let state = SessionStateBuilder::new()
+            .with_config(config)
+            .with_runtime_env(runtime.build_arc()?)
+            .with_default_features()
+            .with_physical_optimizer_rules(crate::plan_rules::physical_rules())
+            .build();
+        let ctx = SessionContext::new_with_state(state).enable_url_table();
         let models = Arc::new(load_models(options)?);
         starflow_udfs::register(&ctx, &models);
         Ok(Self { ctx, cpu: CpuExecutor::new(options.threads)?, models })
@@ -113,7 +121,7 @@ fn load_models(options: &EngineOptions) -> Result<ModelRegistry> {
     let registry = if explicit.is_none() && !dir.is_dir() {
         ModelRegistry::default()
     } else {
-        ModelRegistry::load(&dir, options.device).map_err(DataFusionError::Configuration)?
+        ModelRegistry::load(&dir, options.device).map_err(data_error)?
     };
     Ok(registry.announcing(options.announce_models))
 }

@@ -71,6 +71,22 @@ fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// A problem with the data a query needs (a store, a file, a model), raised by starflow's own code inside DataFusion.
+#[derive(Debug)]
+pub struct DataError(pub String);
+
+impl fmt::Display for DataError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for DataError {}
+
+pub fn data_error(message: impl Into<String>) -> DataFusionError {
+    DataFusionError::External(Box::new(DataError(message.into())))
+}
+
 impl From<DataFusionError> for CliError {
     fn from(e: DataFusionError) -> Self {
         let (class, message) = classify(&e);
@@ -88,11 +104,20 @@ impl From<datafusion::arrow::error::ArrowError> for CliError {
 fn classify(e: &DataFusionError) -> (ErrorClass, String) {
     let root = e.find_root();
     match root {
-        DataFusionError::SQL(parser, _) => return (ErrorClass::Sql, format!("syntax error: {parser}")),
+        DataFusionError::SQL(parser, _) => {
+            let text = parser.to_string();
+            // The parser gives a position for every token but the end of the input.
+            let at_end = if text.ends_with("found: EOF") { " (at the end of the input)" } else { "" };
+            return (ErrorClass::Sql, format!("syntax error: {text}{at_end}"));
+        }
+        // A URL table whose file or object does not exist is planned as an unknown table.
+        DataFusionError::Plan(m) if missing_location(m).is_some() => {
+            return (ErrorClass::Data, format!("not found: {}", missing_location(m).unwrap_or_default()));
+        }
         DataFusionError::Plan(_) | DataFusionError::SchemaError(..) | DataFusionError::NotImplemented(_) => {
             return (ErrorClass::Sql, strip_prefixes(&root.strip_backtrace()));
         }
-        DataFusionError::Configuration(m) => return (ErrorClass::Data, m.clone()),
+        DataFusionError::Configuration(m) => return (ErrorClass::Sql, format!("invalid setting: {m}")),
         DataFusionError::ResourcesExhausted(m) => {
             return (ErrorClass::Runtime, format!("out of memory under --memory-limit: {m}"));
         }
@@ -100,6 +125,9 @@ fn classify(e: &DataFusionError) -> (ErrorClass, String) {
     }
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(root);
     while let Some(err) = source {
+        if let Some(DataError(m)) = err.downcast_ref::<DataError>() {
+            return (ErrorClass::Data, m.clone());
+        }
         if let Some(os) = err.downcast_ref::<object_store::Error>() {
             return (ErrorClass::Data, describe_store_error(os));
         }
@@ -116,6 +144,13 @@ fn classify(e: &DataFusionError) -> (ErrorClass, String) {
         _ => ErrorClass::Runtime,
     };
     (class, strip_prefixes(&root.strip_backtrace()))
+}
+
+/// The path in "table 'datafusion.public.<path>' not found" when the table name is a file path or URL.
+fn missing_location(message: &str) -> Option<String> {
+    let name = message.strip_prefix("table '")?.strip_suffix("' not found")?;
+    let name = name.strip_prefix("datafusion.public.").unwrap_or(name);
+    name.contains('/').then(|| name.to_string())
 }
 
 fn describe_store_error(e: &object_store::Error) -> String {

@@ -1,6 +1,6 @@
 //! starflow: SQL over stellar catalogues with StarFlow normalizing-flow ages and masses as columns.
 //!
-//! Module map (see docs/ARCHITECTURE.md): `cli` (commands), `engine` (the DataFusion session), `executor` (the CPU
+//! Module map (see docs/ARCHITECTURE.md): `cli` (commands), `engine` (the DataFusion session), `plan_rules` (physical optimizer rules), `executor` (the CPU
 //! runtime), `object_stores` (where data lives), `tables` (`--table`), `output` (where results go), `progress`,
 //! `shell`, `catalog_info` (`models`/`functions`), `error` (user-facing errors and exit codes).
 
@@ -11,6 +11,7 @@ pub mod error;
 pub mod executor;
 pub mod object_stores;
 pub mod output;
+pub mod plan_rules;
 pub mod progress;
 pub mod shell;
 pub mod tables;

@@ -1,5 +1,6 @@
 //! Tables named on the command line (`--table NAME=URL`): Parquet or CSV files, directories or globs, in any store.
 
+use crate::error::data_error;
 use std::sync::Arc;
 
 use datafusion::common::{DataFusionError, Result};
@@ -54,7 +55,7 @@ fn infer_format(location: &str) -> Result<InputFormat> {
         Some("csv") => Ok(InputFormat::Csv),
         // A directory (or a glob without an extension) of a catalogue: Parquet unless told otherwise.
         None => Ok(InputFormat::Parquet),
-        Some(other) => Err(DataFusionError::Configuration(format!(
+        Some(other) => Err(data_error(format!(
             "unsupported input format '.{other}' for '{location}': use Parquet or CSV, or pass --input-format"
         ))),
     }
@@ -76,7 +77,7 @@ pub async fn register_table(
     let options = ListingOptions::new(format.file_format()).with_file_extension(extension);
     ctx.register_listing_table(name, location, options, None, None).await.map_err(|e| match e {
         DataFusionError::Plan(m) if m.contains("No files found") || m.contains("not found") => {
-            DataFusionError::Configuration(format!("table '{name}': no {format:?} files at '{location}'"))
+            data_error(format!("table '{name}': no {format:?} files at '{location}'"))
         }
         other => other.context(format!("table '{name}' ({location})")),
     })

@@ -7,11 +7,12 @@
 mod aws_profile;
 mod io_store;
 
+use crate::error::data_error;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use datafusion::common::{DataFusionError, Result};
+use datafusion::common::Result;
 use datafusion::execution::object_store::ObjectStoreRegistry;
 use object_store::aws::AmazonS3Builder;
 use object_store::azure::MicrosoftAzureBuilder;
@@ -105,7 +106,7 @@ impl StoreOptions {
             // object_store's own providers take these.
         } else {
             // Without this check object_store would quietly ask the instance-metadata address for credentials.
-            return Err(DataFusionError::Configuration(format!(
+            return Err(data_error(format!(
                 "no S3 credentials for bucket '{bucket}': set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE), \
                  pass --s3-unsigned for a public bucket, or --s3-instance-metadata on a cloud instance"
             )));
@@ -114,13 +115,13 @@ impl StoreOptions {
             .with_client_options(self.client_options(allow_http))
             .with_retry(self.retry_config())
             .build()
-            .map_err(|e| DataFusionError::Configuration(format!("S3 bucket '{bucket}': {e}")))?;
+            .map_err(|e| data_error(format!("S3 bucket '{bucket}': {e}")))?;
         Ok(Arc::new(store))
     }
 
     fn build_remote(&self, url: &Url) -> Result<Arc<dyn ObjectStore>> {
         let bucket = url.host_str().unwrap_or_default();
-        let configuration = |e: object_store::Error| DataFusionError::Configuration(format!("{}: {e}", store_key(url)));
+        let configuration = |e: object_store::Error| data_error(format!("{}: {e}", store_key(url)));
         match url.scheme() {
             "s3" | "s3a" => self.build_s3(bucket),
             "gs" => Ok(Arc::new(
@@ -147,7 +148,7 @@ impl StoreOptions {
                     .build()
                     .map_err(configuration)?,
             )),
-            other => Err(DataFusionError::Configuration(format!(
+            other => Err(data_error(format!(
                 "unsupported storage scheme '{other}://' (supported: file paths, s3://, gs://, az://, http(s)://)"
             ))),
         }

@@ -27,6 +27,21 @@ pub(crate) use star_function::{StarFunction, StarOutput, list_of_f64, star_udf};
 /// The ten star arguments, in order.
 pub const STAR_ARGS: [&str; 10] = ["teff", "e_teff", "logg", "e_logg", "fe_h", "e_fe_h", "c_fe", "e_c_fe", "n_fe", "e_n_fe"];
 
+/// Functions that evaluate a flow per row (thousands of evaluations per star): optimizer rules must not move them to
+/// where they would see more rows.
+pub const FLOW_FUNCTIONS: [&str; 6] = [
+    "starflow_age",
+    "starflow_mass",
+    "starflow_age_posterior",
+    "starflow_mass_posterior",
+    "starflow_density",
+    "starflow_flags",
+];
+
+pub fn evaluates_flow(name: &str) -> bool {
+    FLOW_FUNCTIONS.contains(&name)
+}
+
 /// Every StarFlow function, bound to the models of `registry`.
 pub fn all_functions(registry: &Arc<ModelRegistry>) -> Vec<ScalarUDF> {
     vec![
