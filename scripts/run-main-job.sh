@@ -8,7 +8,8 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/starflow-target}
 input=${1:-$here/examples/data/astraAllStarASPCAP_apokasc3.parquet}
 out=${2:-$here/out}
 "$here/scripts/fetch-onnxruntime.sh" >/dev/null
-cargo build --quiet --manifest-path "$here/Cargo.toml" --bin starflow
+# The same build as the tests' (dev-dependencies change feature unification): one DataFusion build serves both.
+cargo build --quiet --manifest-path "$here/Cargo.toml" --workspace --tests
 endpoint=()
 if [ -n "${STARFLOW_S3_ENDPOINT:-}" ]; then endpoint=(--s3-endpoint "$STARFLOW_S3_ENDPOINT"); fi
 case "$out" in *://*) ;; *) mkdir -p "$out" ;; esac

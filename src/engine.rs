@@ -4,8 +4,10 @@ use crate::error::data_error;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use datafusion::common::Result;
+use datafusion::common::{DataFusionError, Result};
+use datafusion::datasource::listing::{ListingTableConfig, ListingTableConfigExt, ListingTableUrl};
 use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::physical_plan::ExecutionPlan;
@@ -70,7 +72,11 @@ impl Engine {
         let registry = StoreRegistry::new(options.stores.clone(), tokio::runtime::Handle::current());
         let mut runtime = RuntimeEnvBuilder::new().with_object_store_registry(Arc::new(registry));
         if let Some(limit) = options.memory_limit {
-            runtime = runtime.with_memory_limit(limit, 1.0);
+            // Spilling operators share the pool fairly; each sort keeps a merge reservation that must fit beside the
+            // others (DataFusion's 10 MB default per partition would exhaust a small limit before anything spills).
+            runtime = runtime.with_memory_pool(Arc::new(FairSpillPool::new(limit)));
+            let per_sort = (limit / (4 * options.threads.max(1))).min(10 << 20);
+            config.options_mut().execution.sort_spill_reservation_bytes = per_sort;
         }
         let state = SessionStateBuilder::new()
             .with_config(config)
@@ -101,7 +107,10 @@ impl Engine {
     /// return the running query, executing on the CPU runtime.
     pub async fn execute(&self, statement: Statement) -> Result<Option<Query>> {
         let state = self.ctx.state();
-        let plan = state.statement_to_plan(statement).await?;
+        let plan = match state.statement_to_plan(statement).await {
+            Ok(plan) => plan,
+            Err(e) => return Err(self.explain_missing_location(e).await),
+        };
         let df = self.ctx.execute_logical_plan(plan).await?;
         if df.schema().fields().is_empty() {
             return Ok(None);
@@ -110,6 +119,23 @@ impl Engine {
         let plan = df.create_physical_plan().await?;
         let stream = self.cpu.execute(Arc::clone(&plan), task);
         Ok(Some(Query { plan, stream }))
+    }
+}
+
+impl Engine {
+    /// DataFusion reports any failure to open a URL table (`FROM 's3://...'`) as an unknown table, hiding the cause
+    /// (missing object, access denied, no credentials, unreachable endpoint). Open it again to surface that cause.
+    async fn explain_missing_location(&self, error: DataFusionError) -> DataFusionError {
+        let DataFusionError::Plan(message) = error.find_root() else { return error };
+        let Some(location) = crate::error::missing_location(message) else { return error };
+        let Ok(url) = ListingTableUrl::parse(&location) else { return error };
+        match ListingTableConfig::new(url).infer_options(&self.ctx.state()).await {
+            // "No files for table" is an internal error there; the original "not found" says it better.
+            Err(cause) if !matches!(cause.find_root(), DataFusionError::Internal(_)) => {
+                cause.context(format!("cannot read '{location}'"))
+            }
+            _ => error,
+        }
     }
 }
 

@@ -147,7 +147,7 @@ fn classify(e: &DataFusionError) -> (ErrorClass, String) {
 }
 
 /// The path in "table 'datafusion.public.<path>' not found" when the table name is a file path or URL.
-fn missing_location(message: &str) -> Option<String> {
+pub(crate) fn missing_location(message: &str) -> Option<String> {
     let name = message.strip_prefix("table '")?.strip_suffix("' not found")?;
     let name = name.strip_prefix("datafusion.public.").unwrap_or(name);
     name.contains('/').then(|| name.to_string())
