@@ -41,11 +41,22 @@ pub fn describe_models(registry: &ModelRegistry) -> String {
         let ranges: Vec<String> =
             m.labels.iter().map(|l| format!("{} {:.3}..{:.3}", l.name, l.train_min, l.train_max)).collect();
         let _ = writeln!(out, "  trained:   {}", ranges.join(", "));
-        if !m.provenance.is_null() {
-            let _ = writeln!(out, "  provenance: {}", m.provenance);
+        if let Some(provenance) = m.provenance.as_object() {
+            let _ = writeln!(out, "  provenance:");
+            for (key, value) in provenance {
+                let _ = writeln!(out, "    {key}: {}", brief(value));
+            }
         }
     }
     out
+}
+
+/// A provenance value on one line, long lists summarised by their length.
+fn brief(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::Array(items) if items.len() > 8 => format!("[{} items]", items.len()),
+        other => other.to_string(),
+    }
 }
 
 fn describe_function(udf: &ScalarUDF) -> Option<String> {

@@ -149,5 +149,11 @@ fn load_models(options: &EngineOptions) -> Result<ModelRegistry> {
     } else {
         ModelRegistry::load(&dir, options.device).map_err(data_error)?
     };
+    // A device other than the CPU is checked now: a CUDA request is honoured or refused before any data is read.
+    if options.device != Device::Cpu {
+        for model in registry.models() {
+            model.open_session().map_err(DataFusionError::Execution)?;
+        }
+    }
     Ok(registry.announcing(options.announce_models))
 }

@@ -162,3 +162,35 @@ fn syntax_errors_give_the_position() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("found: EOF (at the end of the input)"), "{stderr}");
 }
+
+#[test]
+fn a_cuda_request_on_a_machine_without_cuda_is_refused_not_run_on_the_cpu() {
+    // These machines have no GPU and the CPU build of ONNX Runtime: the request must fail before any data is read.
+    let out = starflow().args(["--device", "cuda", "sql", "SELECT 1"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("device cuda:0 was requested but cannot be used"), "{stderr}");
+    let out = starflow().args(["--device", "tpu", "sql", "SELECT 1"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown device 'tpu'"));
+}
+
+#[test]
+fn models_and_functions_describe_what_is_served() {
+    let out = starflow().arg("models").output().unwrap();
+    let text = stdout_of(&out);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("device: cpu"), "{text}");
+    for name in ["\nage ", "\nmass "] {
+        assert!(text.contains(name), "{text}");
+    }
+    assert_eq!(text.matches("session:   ok on cpu").count(), 2, "{text}");
+    assert!(text.contains("grid 0..14 (250 points)") && text.contains("grid 0..3 (250 points)"), "{text}");
+
+    let out = starflow().arg("functions").output().unwrap();
+    let text = stdout_of(&out);
+    for f in ["starflow_age", "starflow_mass", "starflow_age_posterior", "starflow_mass_posterior", "starflow_grid", "starflow_density", "starflow_flags", "starflow_flag_names"] {
+        assert!(text.contains(&format!("## {f}\n")), "{f} documented");
+    }
+    assert!(text.contains("### Arguments") && text.contains("### Example"));
+}

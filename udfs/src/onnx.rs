@@ -55,7 +55,8 @@ fn library_candidates() -> Vec<PathBuf> {
     if let Some(dir) = std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf)) {
         paths.push(dir.join("libonnxruntime.so"));
     }
-    paths.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.ort/libonnxruntime.so"));
+    let repository = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.ort/libonnxruntime.so");
+    paths.push(repository.canonicalize().unwrap_or(repository));
     paths
 }
 

@@ -22,9 +22,8 @@ pub fn default_models_dir() -> PathBuf {
         return dir.into();
     }
     let beside_exe = std::env::current_exe().ok().and_then(|e| e.parent().map(|d| d.join("models")));
-    beside_exe
-        .filter(|d| d.is_dir())
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../models"))
+    let repository = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models");
+    beside_exe.filter(|d| d.is_dir()).unwrap_or_else(|| repository.canonicalize().unwrap_or(repository))
 }
 
 fn sha256_hex(path: &Path) -> Result<String, String> {
