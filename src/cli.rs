@@ -81,7 +81,7 @@ pub struct GlobalArgs {
     /// Memory limit of query operators, e.g. 512M or 4G; sorts and aggregations spill to disk beyond it.
     #[arg(long, value_name = "SIZE", value_parser = parse_size, global = true)]
     pub memory_limit: Option<usize>,
-    /// Rows per record batch [default: 8192].
+    /// Rows per record batch, the unit of parallel work [default: 1024].
     #[arg(long, value_name = "N", global = true)]
     pub batch_size: Option<usize>,
     /// Rows shown by the table output format.
