@@ -165,6 +165,8 @@ fn describe_store_error(e: &object_store::Error) -> String {
             let unreachable = ["error sending request", "connection refused", "tcp connect", "timed out", "dns error"];
             if unreachable.iter().any(|s| text.to_lowercase().contains(s)) {
                 format!("cannot reach the storage endpoint: {text}")
+            } else if text.contains("NoSuchBucket") {
+                format!("no such bucket: {text}")
             } else {
                 text
             }

@@ -6,7 +6,7 @@ mod common;
 use std::io::Write;
 
 use common::{bundled_catalogue, read_parquet, starflow, stdout_of};
-use datafusion::arrow::array::{AsArray, Float32Array};
+use datafusion::arrow::array::{Array, AsArray, Float32Array};
 use datafusion::arrow::datatypes::Float32Type;
 
 /// Teff of every bundled star, read with the Parquet reader directly (the independent expectation).
@@ -193,4 +193,39 @@ fn models_and_functions_describe_what_is_served() {
         assert!(text.contains(&format!("## {f}\n")), "{f} documented");
     }
     assert!(text.contains("### Arguments") && text.contains("### Example"));
+}
+
+#[test]
+fn the_main_job_queries_run_on_dr19_and_dr17_inputs() {
+    let root = common::repo_root();
+    let dir = tempfile::tempdir().unwrap();
+    for (view, input, rows) in [
+        ("queries/dr17_inputs.sql", "examples/data/dr17_allstar_sample.parquet", 200usize),
+        ("queries/dr19_inputs.sql", "examples/data/astraAllStarASPCAP_apokasc3.parquet", 6603),
+    ] {
+        // The DR19 file is large for a test: its first 300 stars (a view over the view) make the point.
+        let limit = dir.path().join("limit.sql");
+        std::fs::write(&limit, "CREATE VIEW limited AS SELECT * FROM starflow_input LIMIT 300;").unwrap();
+        let query = std::fs::read_to_string(root.join("queries/ages_masses.sql")).unwrap().replace("FROM starflow_input", "FROM limited");
+        let query_file = dir.path().join("q.sql");
+        std::fs::write(&query_file, query).unwrap();
+        let out_file = dir.path().join("out.parquet");
+        let out = starflow()
+            .current_dir(&root)
+            .args(["-q", "run", view])
+            .arg(&limit)
+            .arg(&query_file)
+            .args(["--define", &format!("input={input}"), "-o", out_file.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{view}: {}", String::from_utf8_lossy(&out.stderr));
+        let batches = read_parquet(&out_file);
+        let n: usize = batches.iter().map(|b| b.num_rows()).sum();
+        assert_eq!(n, rows.min(300), "{view}");
+        for b in &batches {
+            for column in ["age", "mass", "age_bitmask"] {
+                assert_eq!(b.column_by_name(column).unwrap().null_count(), 0, "{view}: every good star has {column}");
+            }
+        }
+    }
 }

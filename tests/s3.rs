@@ -74,11 +74,12 @@ fn missing_keys_bad_credentials_and_unreachable_endpoints_are_clear_errors() {
     s3.put_file("in/cat.parquet", &bundled_catalogue());
     assert_s3_error(
         s3.starflow().args(["sql", &format!("SELECT * FROM 's3://{BUCKET}/in/missing.parquet'")]),
-        "data error:",
+        "data error: not found: s3://catalogues/in/missing.parquet",
     );
+    assert_s3_error(s3.starflow().args(["sql", "SELECT * FROM 's3://no-such-bucket/x.parquet'"]), "data error: no such bucket:");
     assert_s3_error(
         s3.starflow().env("AWS_SECRET_ACCESS_KEY", "wrong-secret").args(["--io-retries", "0", "sql", &format!("SELECT count(*) FROM 's3://{BUCKET}/in/cat.parquet'")]),
-        "data error:",
+        "data error: access denied to in/cat.parquet",
     );
     assert_s3_error(
         common::starflow().args(["--s3-endpoint", &s3.endpoint, "sql", &format!("SELECT * FROM 's3://{BUCKET}/in/cat.parquet'")]),
