@@ -111,14 +111,7 @@ impl Sink {
     ) -> Result<u64, CliError> {
         let mut shown: Vec<RecordBatch> = Vec::new();
         let (mut shown_rows, mut rows) = (0usize, 0u64);
-        loop {
-            let batch = tokio::select! {
-                biased;
-                _ = &mut cancel => return Err(CliError::interrupted()),
-                b = batches.next() => b,
-            };
-            let Some(batch) = batch else { break };
-            let batch = batch?;
+        while let Some(batch) = next_batch(&mut batches, &mut cancel).await? {
             rows += batch.num_rows() as u64;
             if shown_rows < self.max_rows {
                 let take = (self.max_rows - shown_rows).min(batch.num_rows());
@@ -140,6 +133,18 @@ impl Sink {
     }
 }
 
+/// The next batch, or `Interrupted` as soon as `cancel` resolves.
+async fn next_batch(
+    batches: &mut SendableRecordBatchStream,
+    cancel: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
+) -> Result<Option<RecordBatch>, CliError> {
+    tokio::select! {
+        biased;
+        _ = cancel => Err(CliError::interrupted()),
+        b = batches.next() => Ok(b.transpose()?),
+    }
+}
+
 async fn encode(
     format: OutputFormat,
     mut batches: SendableRecordBatchStream,
@@ -148,14 +153,7 @@ async fn encode(
 ) -> Result<u64, CliError> {
     let mut encoder = Encoder::new(format, batches.schema()).map_err(|e| CliError::runtime(e.to_string()))?;
     let mut rows = 0u64;
-    loop {
-        let batch = tokio::select! {
-            biased;
-            _ = &mut cancel => return Err(CliError::interrupted()),
-            b = batches.next() => b,
-        };
-        let Some(batch) = batch else { break };
-        let batch = batch?;
+    while let Some(batch) = next_batch(&mut batches, &mut cancel).await? {
         rows += batch.num_rows() as u64;
         emit(encoder.write(&batch).map_err(|e| CliError::runtime(e.to_string()))?).await?;
     }
