@@ -24,7 +24,14 @@ Per star (labels x[5], errors e[5]):
    CDF: c_g = cumsum(post)_g / sum(post) (so c_{G-1} == 1 exactly). c0 = c_{i_max}.
    Inverse CDF F^-1(t) for t in [0, 1]: j = first index with c_j >= t; if j == 0 -> grid[0];
    else grid[j-1] + (t - c_{j-1}) / (c_j - c_{j-1}) * (grid[j] - grid[j-1])   (c_{j-1} < t <= c_j, so no 0/0).
-   lower = F^-1(max(c0 - 0.34, 0)), upper = F^-1(min(c0 + 0.34, 1)); e_p = upper - value (>= 0), e_n = lower - value (<= 0).
+   lower = F^-1(min(max(c0 - 0.34, TAIL_MASS), c0)), upper = F^-1(max(min(c0 + 0.34, 1 - TAIL_MASS), c0));
+   e_p = upper - value (>= 0),
+   e_n = lower - value (<= 0). TAIL_MASS = 1e-9: where the 0.34 window runs past the end of the posterior (the mode holds
+   less than 0.34 of the mass on one side), SCIENCE.md's bound is "the value where CDF = 0" (or 1), which is an interval
+   (everything below the first numerically non-zero grid point), not a value; taking the first grid value would report
+   e.g. e_n_mass = -mass for a 1.1 +- 0.13 Msun star whose posterior is zero below 0.6 Msun. The bound is the edge of the
+   posterior instead: where the CDF reaches 1e-9 (1 - 1e-9), i.e. where the posterior's mass becomes numerically non-zero
+   (zero). An age posterior that really extends to 0 Gyr still gets lower = 0.
 7. training_density = S * mean_{d in F} (sum_g p_dg) * dstd, where F = draws whose s_d is finite (draws with s_d == 0 count,
    as zero density; only non-finite sums are excluded) and dstd = grid step in standardized target units:
    age: (grid[1]-grid[0]) / std_target; mass: (grid[1]-grid[0]) / std_target, the Jacobian already being in p_dg
@@ -61,6 +68,7 @@ MULTIMODAL = 16
 CN_ATYPICAL = 32
 
 HALF_SIGMA_MASS = 0.34
+TAIL_MASS = 1e-9  # a clamped 1-sigma bound stops where the posterior's mass starts (ends), see 6. above
 
 
 @dataclass
@@ -203,6 +211,18 @@ def is_multimodal(post: np.ndarray) -> bool:
     return False
 
 
+def interval(post: np.ndarray, grid: np.ndarray):
+    """(argmax index, ML value, lower, upper) of a posterior on its grid (rule 6 above)."""
+    i = int(np.argmax(post))
+    cdf = np.cumsum(post)
+    cdf = cdf / cdf[-1]
+    c0 = float(cdf[i])
+    # min/max with c0: a mode holding all the mass on one side (c0 == 1) keeps its bound at the mode
+    lower = inverse_cdf(cdf, grid, min(max(c0 - HALF_SIGMA_MASS, TAIL_MASS), c0))
+    upper = inverse_cdf(cdf, grid, max(min(c0 + HALF_SIGMA_MASS, 1.0 - TAIL_MASS), c0))
+    return i, float(grid[i]), lower, upper
+
+
 def summarize(model: Model, p: np.ndarray) -> Result:
     """Posterior, summary numbers, density and bits LOW_DENSITY/GRID_EDGE/MULTIMODAL from p_dg [D, G]."""
     s = p.sum(axis=1)
@@ -219,13 +239,7 @@ def summarize(model: Model, p: np.ndarray) -> Result:
     q = p[kept] / s[kept][:, None]
     post = q.mean(axis=0)
     g = model.grid
-    i = int(np.argmax(post))
-    value = float(g[i])
-    cdf = np.cumsum(post)
-    cdf = cdf / cdf[-1]
-    c0 = float(cdf[i])
-    lower = inverse_cdf(cdf, g, max(c0 - HALF_SIGMA_MASS, 0.0))
-    upper = inverse_cdf(cdf, g, min(c0 + HALF_SIGMA_MASS, 1.0))
+    i, value, lower, upper = interval(post, g)
     if i == 0 or i == len(g) - 1:
         bits |= GRID_EDGE
     if is_multimodal(post):

@@ -56,6 +56,20 @@ def test_inverse_cdf():
     assert R.inverse_cdf(c, g, 1.0) == 3.0
 
 
+def test_clamped_bounds_stop_at_the_edge_of_the_posterior():
+    m = gaussian_model()
+    m.grid = np.arange(11.0)
+    # mode at 4 holds 10/34 = 0.29 < 0.34 below it: the lower bound is where the posterior starts (3), not grid[0]
+    r = R.summarize(m, np.array([[0.0, 0, 0, 0, 10, 8, 6, 4, 3, 2, 1]]))
+    assert r.value == 4.0 and abs(r.e_n + 1.0) < 1e-6, (r.value, r.e_n)
+    # mirrored: the mode is the last non-zero point (CDF 1 there), so the upper bound is the mode itself
+    r = R.summarize(m, np.array([[1.0, 2, 3, 4, 6, 8, 10, 0, 0, 0, 0]]))
+    assert r.value == 6.0 and r.e_p == 0.0, (r.value, r.e_p)
+    # an age posterior that really reaches 0 keeps its lower bound at 0
+    r = R.summarize(m, np.array([[5.0, 10, 8, 6, 4, 3, 2, 1, 1, 1, 1]]))
+    assert r.value == 1.0 and r.e_n == -1.0, (r.value, r.e_n)
+
+
 def test_gaussian_age_posterior():
     m = gaussian_model()
     x = m.mean[:5].copy()

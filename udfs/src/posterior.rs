@@ -26,6 +26,11 @@ pub mod bits {
 /// Probability mass on each side of the maximum for the 1-sigma interval.
 const HALF_SIGMA_MASS: f64 = 0.34;
 
+/// Where the 0.34 window runs past an end of the posterior, SCIENCE.md's bound is "the value where CDF = 0" (or 1): an
+/// interval, not a value. The bound is the posterior's edge instead, where its CDF reaches this numerically-zero mass;
+/// the first grid value would report e.g. e_n_mass = -mass for a star whose posterior is zero below 0.6 Msun.
+const TAIL_MASS: f64 = 1e-9;
+
 /// What a model's grid contributes to every star: the grid, and per point the factor turning the flow's density into
 /// density per unit of the grid variable (1 for a linear target, the Jacobian 1/(M ln 10) for log10, 0 where the
 /// transform is undefined).
@@ -97,8 +102,9 @@ pub fn summarize(w: &GridWeights, p: &[f64], keep_posterior: bool) -> Estimate {
     let total = cdf[g - 1];
     cdf.iter_mut().for_each(|c| *c /= total);
     let c0 = cdf[i_max];
-    let lower = inverse_cdf(&cdf, &w.grid, (c0 - HALF_SIGMA_MASS).max(0.0));
-    let upper = inverse_cdf(&cdf, &w.grid, (c0 + HALF_SIGMA_MASS).min(1.0));
+    // Bounded by c0: a mode holding all the mass on one side (c0 == 1) keeps that bound at the mode.
+    let lower = inverse_cdf(&cdf, &w.grid, (c0 - HALF_SIGMA_MASS).max(TAIL_MASS).min(c0));
+    let upper = inverse_cdf(&cdf, &w.grid, (c0 + HALF_SIGMA_MASS).min(1.0 - TAIL_MASS).max(c0));
     if i_max == 0 || i_max == g - 1 {
         bitmask |= bits::GRID_EDGE;
     }
@@ -205,6 +211,22 @@ mod tests {
         assert!(e.e_p.unwrap() > 0.0);
         assert_eq!(e.bitmask, bits::GRID_EDGE);
         assert_eq!(e.posterior, None);
+    }
+
+    /// The cases of models/train/test_reference.py.
+    #[test]
+    fn clamped_bounds_stop_at_the_edge_of_the_posterior() {
+        let w = weights((0..=10).map(f64::from).collect());
+        // The mode (4) holds 10/34 < 0.34 below it: the lower bound is where the posterior starts (3), not grid[0].
+        let e = summarize(&w, &[0.0, 0.0, 0.0, 0.0, 10.0, 8.0, 6.0, 4.0, 3.0, 2.0, 1.0], false);
+        assert_eq!(e.value, Some(4.0));
+        assert!((e.e_n.unwrap() + 1.0).abs() < 1e-6, "{:?}", e.e_n);
+        // Mirrored: the mode is the last non-zero point (CDF 1 there), so the upper bound is the mode itself.
+        let e = summarize(&w, &[1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 10.0, 0.0, 0.0, 0.0, 0.0], false);
+        assert_eq!((e.value, e.e_p), (Some(6.0), Some(0.0)));
+        // A posterior that really reaches the grid's start keeps its lower bound there.
+        let e = summarize(&w, &[5.0, 10.0, 8.0, 6.0, 4.0, 3.0, 2.0, 1.0, 1.0, 1.0, 1.0], false);
+        assert_eq!((e.value, e.e_n), (Some(1.0), Some(-1.0)));
     }
 
     #[test]
