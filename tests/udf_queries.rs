@@ -108,3 +108,49 @@ fn a_star_gets_the_same_numbers_in_any_batch_partitioning_and_query() {
     });
     assert_eq!(subset, reference[n - 5..].to_vec());
 }
+
+/// `starflow_age` and `starflow_mass` over the DR19 input view of `queries/dr19_inputs.sql` against an independent
+/// computation of the same stars (tests/data/make_sql_parity.py: the view's float32 arithmetic, the engine's draws
+/// ported to Python, ONNX Runtime, and models/train/reference.py). Tolerances as in udfs/tests/parity.rs: the same
+/// ONNX Runtime on bitwise-equal inputs, in different batch arrangements.
+#[test]
+fn sql_results_match_the_python_reference_for_the_same_stars() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let fixture: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("tests/data/sql_parity.json")).unwrap()).unwrap();
+    let defines = std::collections::HashMap::from([(
+        "input".to_string(),
+        root.join(CATALOGUE).display().to_string(),
+    )]);
+    let view = starflow::cli::substitute(&std::fs::read_to_string(root.join("queries/dr19_inputs.sql")).unwrap(), &defines).unwrap();
+    let stars = fixture["stars"].as_array().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    for (model, call) in [("age", "starflow_age"), ("mass", "starflow_mass")] {
+        let sql = format!(
+            "SELECT sdss4_apogee_id, r['{model}'], r['e_p_{model}'], r['e_n_{model}'], r['training_density'], r['bitmask'] \
+             FROM (SELECT sdss4_apogee_id, {call}({ARGS}) AS r FROM \
+                   (SELECT * FROM starflow_input WHERE sdss4_apogee_id IS NOT NULL ORDER BY sdss4_apogee_id LIMIT {}))",
+            stars.len()
+        );
+        let got = rt.block_on(async {
+            let e = engine(2, 8);
+            run(&e, &view).await;
+            rows(&run(&e, &sql).await)
+        });
+        assert_eq!(got.len(), stars.len());
+        let step = if model == "age" { 14.0 / 249.0 } else { 3.0 / 249.0 };
+        for (row, star) in got.iter().zip(stars) {
+            let reference = &star[model];
+            let id = star["id"].as_str().unwrap();
+            assert_eq!(row.0, id);
+            assert_eq!(row.5, reference["bitmask"].as_i64().unwrap(), "{id} {model}: bitmask");
+            let value = reference["value"].as_f64().unwrap();
+            assert_eq!(row.1, Some(value), "{id} {model}: maximum");
+            let (ep, en) = (reference["e_p"].as_f64().unwrap(), reference["e_n"].as_f64().unwrap());
+            assert!((row.2.unwrap() - ep).abs() <= 0.25 * step, "{id} {model}: e_p {:?} vs {ep}", row.2);
+            assert!((row.3.unwrap() - en).abs() <= 0.25 * step, "{id} {model}: e_n {:?} vs {en}", row.3);
+            let density = reference["training_density"].as_f64().unwrap();
+            assert!((row.4.unwrap() / density - 1.0).abs() <= 1e-3, "{id} {model}: density {:?} vs {density}", row.4);
+        }
+    }
+}
