@@ -25,7 +25,7 @@ pub const DEFAULT_BATCH_SIZE: usize = 1024;
 
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
-    /// Threads that run queries (and partitions per scan).
+    /// Threads that run queries (and partitions per scan), and threads that evaluate flows.
     pub threads: usize,
     /// Memory the query operators may hold; sorts and joins spill to disk beyond it.
     pub memory_limit: Option<usize>,
@@ -157,5 +157,5 @@ fn load_models(options: &EngineOptions) -> Result<ModelRegistry> {
             model.open_session().map_err(DataFusionError::Execution)?;
         }
     }
-    Ok(registry.announcing(options.announce_models))
+    Ok(registry.announcing(options.announce_models).with_threads(options.threads))
 }

@@ -4,10 +4,12 @@
 use std::cell::RefCell;
 
 use ort::value::TensorRef;
+use rayon::prelude::*;
 
 use crate::draws::sample_labels;
 use crate::model::Model;
 use crate::posterior::{Estimate, bits, summarize};
+use crate::registry::InferencePool;
 
 /// Per-query settings (`SET starflow.*`).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -40,29 +42,23 @@ fn usable(input: &StarInput) -> Option<&([f64; 5], [f64; 5])> {
 }
 
 /// Estimates for a batch of stars, in order. Unusable inputs (null, NaN, infinite, error <= 0) give BAD_INPUT.
-pub fn estimate_batch(model: &Model, stars: &[StarInput], opts: &Options, keep_posterior: bool) -> Result<Vec<Estimate>, String> {
-    let mut out: Vec<Estimate> = Vec::with_capacity(stars.len());
+/// The usable stars are evaluated on `pool`'s threads in chunks of about `opts.chunk_rows` flow rows; a star's numbers
+/// do not depend on the chunking (its draws are its own, and every chunk is whole stars).
+pub fn estimate_batch(
+    model: &Model,
+    stars: &[StarInput],
+    opts: &Options,
+    keep_posterior: bool,
+    pool: &InferencePool,
+) -> Result<Vec<Estimate>, String> {
     let per_star_rows = opts.draws * model.eval_points.len();
     let chunk_stars = (opts.chunk_rows / per_star_rows.max(1)).max(1);
-    let good: Vec<usize> = (0..stars.len()).filter(|&i| usable(&stars[i]).is_some()).collect();
-    let mut estimates = Vec::with_capacity(good.len());
-    WORKSPACE.with(|ws| -> Result<(), String> {
-        let ws = &mut *ws.borrow_mut();
-        for chunk in good.chunks(chunk_stars) {
-            ws.draws.clear();
-            for &i in chunk {
-                let (x, e) = usable(&stars[i]).expect("filtered above");
-                sample_labels(opts.seed, x, e, opts.draws, &mut ws.star_draws);
-                ws.draws.extend_from_slice(&ws.star_draws);
-            }
-            let draws = std::mem::take(&mut ws.draws);
-            let result = estimate_drawn(model, &draws, opts.draws, keep_posterior, ws);
-            ws.draws = draws;
-            estimates.extend(result?);
-        }
-        Ok(())
+    let good: Vec<&([f64; 5], [f64; 5])> = stars.iter().filter_map(usable).collect();
+    let chunks: Vec<Vec<Estimate>> = pool.install(|| {
+        good.par_chunks(chunk_stars).map(|chunk| estimate_chunk(model, chunk, opts, keep_posterior)).collect::<Result<_, _>>()
     })?;
-    let mut estimates = estimates.into_iter();
+    let mut estimates = chunks.into_iter().flatten();
+    let mut out = Vec::with_capacity(stars.len());
     for star in stars {
         match usable(star) {
             None => out.push(Estimate::bad_input()),
@@ -76,6 +72,22 @@ pub fn estimate_batch(model: &Model, stars: &[StarInput], opts: &Options, keep_p
         }
     }
     Ok(out)
+}
+
+/// One chunk of stars on this thread: their draws, then one session call.
+fn estimate_chunk(model: &Model, chunk: &[&([f64; 5], [f64; 5])], opts: &Options, keep_posterior: bool) -> Result<Vec<Estimate>, String> {
+    WORKSPACE.with(|ws| {
+        let ws = &mut *ws.borrow_mut();
+        let mut draws = std::mem::take(&mut ws.draws);
+        draws.clear();
+        for (x, e) in chunk {
+            sample_labels(opts.seed, x, e, opts.draws, &mut ws.star_draws);
+            draws.extend_from_slice(&ws.star_draws);
+        }
+        let result = estimate_drawn(model, &draws, opts.draws, keep_posterior, ws);
+        ws.draws = draws;
+        result
+    })
 }
 
 /// Estimates for stars whose draws are given (row-major `[star][draw][label]`), with one session call. Public for the

@@ -1,8 +1,9 @@
-//! The models starflow serves: every `<dir>/<name>/manifest.json` under the models directory.
+//! The models starflow serves (every `<dir>/<name>/manifest.json` under the models directory) and the inference pool
+//! that evaluates them.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::manifest::Manifest;
 use crate::model::Model;
@@ -14,6 +15,42 @@ pub struct ModelRegistry {
     pub source: Option<PathBuf>,
     pub device: Device,
     models: BTreeMap<String, Arc<Model>>,
+    pool: InferencePool,
+}
+
+/// Threads that evaluate flows, each with its own ONNX Runtime sessions. A function call hands its batch's stars to
+/// the pool in chunks, so one query partition (e.g. a row-matched catalogue, which must keep its input order) still
+/// uses every core, and the query threads only wait (InfluxDB's DedicatedExecutor idea, one level down).
+#[derive(Debug)]
+pub struct InferencePool {
+    threads: usize,
+    /// Started at the first evaluation: plain SQL sessions never start it.
+    pool: OnceLock<Option<rayon::ThreadPool>>,
+}
+
+impl InferencePool {
+    pub fn new(threads: usize) -> Self {
+        Self { threads: threads.max(1), pool: OnceLock::new() }
+    }
+
+    /// Run `f` inside the pool (its parallel iterators use the pool's threads). If the threads cannot be started, `f`
+    /// runs on the calling thread: slower, same numbers.
+    pub fn install<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        let pool = self.pool.get_or_init(|| {
+            let name = |i| format!("starflow-flow-{i}");
+            rayon::ThreadPoolBuilder::new().num_threads(self.threads).thread_name(name).build().ok()
+        });
+        match pool {
+            Some(pool) => pool.install(f),
+            None => f(),
+        }
+    }
+}
+
+impl Default for InferencePool {
+    fn default() -> Self {
+        Self::new(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+    }
 }
 
 /// `--models DIR`, else `STARFLOW_MODELS`, else `models/` beside the executable, else the repository's `models/`.
@@ -46,7 +83,7 @@ impl ModelRegistry {
                 return Err(format!("two models are named '{}' (one in {})", previous.name(), previous.dir.display()));
             }
         }
-        Ok(Self { source: Some(dir.to_path_buf()), device, models })
+        Ok(Self { source: Some(dir.to_path_buf()), device, models, pool: InferencePool::default() })
     }
 
     pub fn load_model(dir: &Path, device: Device) -> Result<Model, String> {
@@ -62,6 +99,15 @@ impl ModelRegistry {
             }
         }
         Ok(Model::from_manifest(manifest, dir, device))
+    }
+
+    /// Evaluate flows on `threads` threads (default: one per core).
+    pub fn with_threads(self, threads: usize) -> Self {
+        Self { pool: InferencePool::new(threads), ..self }
+    }
+
+    pub fn pool(&self) -> &InferencePool {
+        &self.pool
     }
 
     /// Have each model say on stderr which device it runs on when first used.

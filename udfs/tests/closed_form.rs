@@ -10,6 +10,7 @@ use std::path::PathBuf;
 
 use starflow_udfs::inference::{Options, estimate_batch, estimate_with_draws};
 use starflow_udfs::posterior::bits;
+use starflow_udfs::registry::InferencePool;
 use starflow_udfs::{Device, ModelRegistry};
 
 fn model() -> std::sync::Arc<starflow_udfs::model::Model> {
@@ -22,11 +23,11 @@ const STDS: [f64; 5] = [300.0, 0.5, 0.2, 0.1, 0.1];
 
 #[test]
 fn posterior_maximum_bounds_and_density_match_the_closed_form() {
-    let model = model();
+    let (model, pool) = (model(), InferencePool::new(2));
     let mu = 100.0 * 14.0 / 249.0;
     let errors: [f64; 5] = std::array::from_fn(|i| 0.01 * STDS[i]);
     let options = Options { draws: 50, seed: 1, chunk_rows: 4096 };
-    let est = estimate_batch(&model, &[Some((MEANS, errors))], &options, true).unwrap().remove(0);
+    let est = estimate_batch(&model, &[Some((MEANS, errors))], &options, true, &pool).unwrap().remove(0);
 
     let grid = &model.weights.grid;
     let gauss: Vec<f64> = grid.iter().map(|t| (-0.5 * (t - mu).powi(2)).exp()).collect();
@@ -61,7 +62,7 @@ fn density_follows_the_label_offset_exactly_with_given_draws() {
 
 #[test]
 fn far_stars_are_flagged_and_bad_inputs_give_nulls() {
-    let model = model();
+    let (model, pool) = (model(), InferencePool::new(2));
     let options = Options { draws: 10, seed: 1, chunk_rows: 100 };
     let small: [f64; 5] = std::array::from_fn(|i| 0.01 * STDS[i]);
     let mut far = MEANS;
@@ -71,7 +72,7 @@ fn far_stars_are_flagged_and_bad_inputs_give_nulls() {
     let mut nan_label = MEANS;
     nan_label[3] = f64::NAN;
     let stars = [Some((far, small)), None, Some((MEANS, bad_error)), Some((nan_label, small)), Some((MEANS, small))];
-    let est = estimate_batch(&model, &stars, &options, false).unwrap();
+    let est = estimate_batch(&model, &stars, &options, false, &pool).unwrap();
     assert_eq!(est[0].bitmask, bits::OUT_OF_RANGE | bits::LOW_DENSITY);
     assert_eq!(est[0].value, Some(model.weights.grid[100]), "the posterior itself does not depend on the labels");
     for e in &est[1..4] {
@@ -82,22 +83,24 @@ fn far_stars_are_flagged_and_bad_inputs_give_nulls() {
 }
 
 #[test]
-fn results_do_not_depend_on_chunking_or_batch_composition() {
+fn results_do_not_depend_on_chunking_batch_composition_or_threads() {
     let model = model();
+    let (pool, one_thread) = (InferencePool::new(3), InferencePool::new(1));
     let stars: Vec<_> = (0..7)
         .map(|i| {
             let x: [f64; 5] = std::array::from_fn(|j| MEANS[j] + (i as f64 - 3.0) * 0.3 * STDS[j]);
             Some((x, STDS.map(|s| 0.5 * s)))
         })
         .collect();
-    let whole = estimate_batch(&model, &stars, &Options { draws: 20, seed: 9, chunk_rows: 1_000_000 }, true).unwrap();
-    let tiny_chunks = estimate_batch(&model, &stars, &Options { draws: 20, seed: 9, chunk_rows: 1 }, true).unwrap();
+    let options = |chunk_rows, seed| Options { draws: 20, seed, chunk_rows };
+    let whole = estimate_batch(&model, &stars, &options(1_000_000, 9), true, &one_thread).unwrap();
+    let tiny_chunks = estimate_batch(&model, &stars, &options(1, 9), true, &pool).unwrap();
     let one_by_one: Vec<_> = stars
         .iter()
-        .map(|s| estimate_batch(&model, std::slice::from_ref(s), &Options { draws: 20, seed: 9, chunk_rows: 977 }, true).unwrap().remove(0))
+        .map(|s| estimate_batch(&model, std::slice::from_ref(s), &options(977, 9), true, &pool).unwrap().remove(0))
         .collect();
     assert_eq!(whole, tiny_chunks);
     assert_eq!(whole, one_by_one);
-    let other_seed = estimate_batch(&model, &stars, &Options { draws: 20, seed: 10, chunk_rows: 1_000_000 }, true).unwrap();
+    let other_seed = estimate_batch(&model, &stars, &options(1_000_000, 10), true, &pool).unwrap();
     assert_ne!(whole[0].training_density, other_seed[0].training_density, "the seed matters");
 }

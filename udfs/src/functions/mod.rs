@@ -4,6 +4,7 @@
 pub mod starflow_age;
 pub mod starflow_age_posterior;
 pub mod starflow_density;
+pub mod starflow_estimate;
 pub mod starflow_flag_names;
 pub mod starflow_flags;
 pub mod starflow_grid;
@@ -29,8 +30,9 @@ pub const STAR_ARGS: [&str; 10] = ["teff", "e_teff", "logg", "e_logg", "fe_h", "
 
 /// Functions that evaluate a flow per row (thousands of evaluations per star): optimizer rules must not move them to
 /// where they would see more rows.
-pub const FLOW_FUNCTIONS: [&str; 6] = [
+pub const FLOW_FUNCTIONS: [&str; 7] = [
     "starflow_age",
+    "starflow_estimate",
     "starflow_mass",
     "starflow_age_posterior",
     "starflow_mass_posterior",
@@ -49,6 +51,7 @@ pub fn all_functions(registry: &Arc<ModelRegistry>) -> Vec<ScalarUDF> {
         ScalarUDF::new_from_impl(starflow_mass::StarflowMass::new(registry)),
         ScalarUDF::new_from_impl(starflow_age_posterior::StarflowAgePosterior::new(registry)),
         ScalarUDF::new_from_impl(starflow_mass_posterior::StarflowMassPosterior::new(registry)),
+        ScalarUDF::new_from_impl(starflow_estimate::StarflowEstimate::new(registry)),
         ScalarUDF::new_from_impl(starflow_density::StarflowDensity::new(registry)),
         ScalarUDF::new_from_impl(starflow_flags::StarflowFlags::new(registry)),
         ScalarUDF::new_from_impl(starflow_grid::StarflowGrid::new(registry)),

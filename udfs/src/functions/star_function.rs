@@ -22,6 +22,8 @@ use crate::registry::ModelRegistry;
 pub(crate) enum StarOutput {
     /// Struct {value, e_p_value, e_n_value, training_density, bitmask}, the value field named e.g. `age`.
     Summary(&'static str),
+    /// Struct {value, e_p, e_n, training_density, bitmask, posterior}: everything of one evaluation, for any model.
+    Estimate,
     /// The posterior on the model's grid, a list of Float64.
     Posterior,
     Density,
@@ -53,14 +55,29 @@ impl Hash for StarFunction {
     }
 }
 
-fn summary_fields(value: &str) -> Fields {
-    Fields::from(vec![
+/// The summary struct's fields, the value's named `value` (e_p_value, e_n_value), plus the posterior if asked for.
+fn summary_fields(value: &str, e_p: &str, e_n: &str, posterior: bool) -> Fields {
+    let mut fields = vec![
         Field::new(value, DataType::Float64, true),
-        Field::new(format!("e_p_{value}"), DataType::Float64, true),
-        Field::new(format!("e_n_{value}"), DataType::Float64, true),
+        Field::new(e_p, DataType::Float64, true),
+        Field::new(e_n, DataType::Float64, true),
         Field::new("training_density", DataType::Float64, true),
         Field::new("bitmask", DataType::Int64, false),
-    ])
+    ];
+    if posterior {
+        fields.push(Field::new("posterior", list_of_f64(), true));
+    }
+    Fields::from(fields)
+}
+
+impl StarOutput {
+    fn fields(self) -> Option<Fields> {
+        match self {
+            Self::Summary(v) => Some(summary_fields(v, &format!("e_p_{v}"), &format!("e_n_{v}"), false)),
+            Self::Estimate => Some(summary_fields("value", "e_p", "e_n", true)),
+            Self::Posterior | Self::Density | Self::Flags => None,
+        }
+    }
 }
 
 pub(crate) fn list_of_f64() -> DataType {
@@ -97,7 +114,7 @@ impl StarFunction {
 
     fn data_type(&self) -> DataType {
         match self.output {
-            StarOutput::Summary(value) => DataType::Struct(summary_fields(value)),
+            StarOutput::Summary(_) | StarOutput::Estimate => DataType::Struct(self.output.fields().expect("a struct")),
             StarOutput::Posterior => list_of_f64(),
             StarOutput::Density => DataType::Float64,
             StarOutput::Flags => DataType::Int64,
@@ -116,7 +133,7 @@ impl StarFunction {
             (None, _) => return plan_err!("{}: the model name must be a string literal such as 'age'", self.name),
         };
         self.registry.require(&model).map_err(DataFusionError::Plan)?;
-        let nullable = !matches!(self.output, StarOutput::Summary(_) | StarOutput::Flags);
+        let nullable = !matches!(self.output, StarOutput::Summary(_) | StarOutput::Estimate | StarOutput::Flags);
         Ok(Arc::new(Field::new(self.name, self.data_type(), nullable)))
     }
 
@@ -128,33 +145,38 @@ impl StarFunction {
         let config = args.config_options.extensions.get::<StarflowConfig>().cloned().unwrap_or_default();
         let options = config.options_for(&model);
         let stars = star_inputs(star_args, args.number_rows)?;
-        let keep_posterior = self.output == StarOutput::Posterior;
-        let estimates = estimate_batch(&model, &stars, &options, keep_posterior).map_err(DataFusionError::Execution)?;
+        let keep_posterior = matches!(self.output, StarOutput::Posterior | StarOutput::Estimate);
+        let estimates = estimate_batch(&model, &stars, &options, keep_posterior, self.registry.pool())
+            .map_err(DataFusionError::Execution)?;
         Ok(ColumnarValue::Array(self.output_array(&estimates)))
     }
 
     fn output_array(&self, estimates: &[Estimate]) -> ArrayRef {
         let column = |f: fn(&Estimate) -> Option<f64>| Arc::new(estimates.iter().map(f).collect::<Float64Array>()) as ArrayRef;
         let bitmask = || Arc::new(estimates.iter().map(|e| e.bitmask).collect::<Int64Array>()) as ArrayRef;
-        match self.output {
-            StarOutput::Summary(value) => Arc::new(StructArray::new(
-                summary_fields(value),
-                vec![column(|e| e.value), column(|e| e.e_p), column(|e| e.e_n), column(|e| e.training_density), bitmask()],
-                None,
-            )),
-            StarOutput::Posterior => {
-                let mut list = ListBuilder::new(Float64Builder::new());
-                for e in estimates {
-                    match &e.posterior {
-                        Some(p) => {
-                            list.values().append_slice(p);
-                            list.append(true);
-                        }
-                        None => list.append(false),
+        let posterior = || {
+            let mut list = ListBuilder::new(Float64Builder::new());
+            for e in estimates {
+                match &e.posterior {
+                    Some(p) => {
+                        list.values().append_slice(p);
+                        list.append(true);
                     }
+                    None => list.append(false),
                 }
-                Arc::new(list.finish())
             }
+            Arc::new(list.finish()) as ArrayRef
+        };
+        match self.output {
+            StarOutput::Summary(_) | StarOutput::Estimate => {
+                let mut columns =
+                    vec![column(|e| e.value), column(|e| e.e_p), column(|e| e.e_n), column(|e| e.training_density), bitmask()];
+                if self.output == StarOutput::Estimate {
+                    columns.push(posterior());
+                }
+                Arc::new(StructArray::new(self.output.fields().expect("a struct"), columns, None))
+            }
+            StarOutput::Posterior => posterior(),
             StarOutput::Density => column(|e| e.training_density),
             StarOutput::Flags => bitmask(),
         }
