@@ -9,10 +9,11 @@ use clap::{Args, Parser, Subcommand};
 
 use starflow_udfs::Device;
 
+use crate::catalog::Release;
 use crate::engine::{Engine, EngineOptions};
 use crate::error::CliError;
 use crate::object_stores::StoreOptions;
-use crate::output::{Destination, OutputFormat, Sink};
+use crate::output::{Destination, OutputFile, OutputFormat, Sink};
 use crate::progress::Progress;
 use crate::tables::{InputFormat, parse_table_arg, register_table};
 
@@ -51,6 +52,17 @@ pub enum Command {
     },
     /// An interactive SQL shell (history, multi-line statements ending with `;`, `\dt` lists tables, `\q` quits).
     Shell,
+    /// Make the StarFlow catalogue of a survey file: StarFlow_summary.parquet, StarFlow_age_posterior.parquet and
+    /// StarFlow_mass_posterior.parquet in OUTPUT_DIR, each row-matched to INPUT (queries/starflow_vac.sql).
+    Catalog {
+        /// The survey file (Parquet file, directory or glob; local or s3://, gs://, az://, http(s)://).
+        input: String,
+        /// Where the three files go (a local directory, created if needed, or an object-store prefix).
+        output_dir: String,
+        /// The input's layout: dr19 (astraAllStarASPCAP) or dr17 (allStar).
+        #[arg(long, value_enum, default_value = "dr19")]
+        release: Release,
+    },
     /// List the loaded models with their provenance, and check that each runs on the chosen device.
     Models,
     /// Print the documentation of every StarFlow SQL function (Markdown).
@@ -214,7 +226,7 @@ impl Session {
         Ok(Self { engine, global })
     }
 
-    fn status(&self, message: &str) {
+    pub fn status(&self, message: &str) {
         if !self.global.quiet {
             eprintln!("{message}");
         }
@@ -247,9 +259,10 @@ impl Session {
 
     fn sink(&self, to_file: bool) -> Result<Sink, CliError> {
         let (destination, inferred) = match (&self.global.output, to_file) {
-            (Some(path), true) => {
-                (Destination::resolve(path, &self.engine.context().runtime_env())?, OutputFormat::from_path(path))
-            }
+            (Some(path), true) => (
+                Destination::File(OutputFile::resolve(path, &self.engine.context().runtime_env())?),
+                OutputFormat::from_path(path),
+            ),
             _ => (Destination::Stdout, Some(OutputFormat::Table)),
         };
         let format = match (self.global.format_out, to_file) {
@@ -265,7 +278,7 @@ impl Session {
     }
 }
 
-async fn ctrl_c() {
+pub(crate) async fn ctrl_c() {
     if tokio::signal::ctrl_c().await.is_err() {
         std::future::pending::<()>().await;
     }
@@ -286,6 +299,15 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             Session::open(cli.global).await?.run_script(&sql).await
         }
         Command::Shell => crate::shell::run(Session::open(cli.global).await?).await,
+        Command::Catalog { input, output_dir, release } => {
+            if !output_dir.contains("://") {
+                std::fs::create_dir_all(&output_dir).map_err(|e| CliError::output(format!("{output_dir}: {e}")))?;
+            }
+            let session = Session::open(cli.global).await?;
+            let written = crate::catalog::run(&session, &input, &output_dir, release).await?;
+            session.status(&format!("wrote {} rows to each of {}", written.rows, written.files.join(", ")));
+            Ok(())
+        }
         Command::Models => {
             let session = Session::open(cli.global).await?;
             print!("{}", crate::catalog_info::describe_models(session.engine.models()));

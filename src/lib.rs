@@ -1,9 +1,10 @@
 //! starflow: SQL over stellar catalogues with StarFlow normalizing-flow ages and masses as columns.
 //!
-//! Module map (see docs/ARCHITECTURE.md): `cli` (commands), `engine` (the DataFusion session), `plan_rules` (physical optimizer rules), `executor` (the CPU
+//! Module map (see docs/ARCHITECTURE.md): `cli` (commands), `catalog` (the StarFlow catalogue job), `engine` (the DataFusion session), `plan_rules` (physical optimizer rules), `executor` (the CPU
 //! runtime), `object_stores` (where data lives), `tables` (`--table`), `output` (where results go), `progress`,
 //! `shell`, `catalog_info` (`models`/`functions`), `error` (user-facing errors and exit codes).
 
+pub mod catalog;
 pub mod catalog_info;
 pub mod cli;
 pub mod engine;

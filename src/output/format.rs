@@ -8,6 +8,7 @@ use arrow::datatypes::SchemaRef;
 use arrow::error::ArrowError;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
+use datafusion::parquet::file::metadata::KeyValue;
 use datafusion::parquet::file::properties::WriterProperties;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -36,6 +37,12 @@ impl OutputFormat {
             _ => None,
         }
     }
+}
+
+/// Rows per Parquet row group: a row group is held in memory until complete, so wide files (the 250-column posteriors)
+/// get short ones, ~64 MiB of 8-byte values each.
+fn row_group_rows(schema: &SchemaRef) -> usize {
+    ((64 << 20) / (8 * schema.fields().len().max(1))).clamp(4096, 1 << 20)
 }
 
 /// A `Write` target whose bytes can be taken out after each batch, so that synchronous arrow writers can feed an
@@ -80,8 +87,13 @@ impl Encoder {
             OutputFormat::Json => Writer::Json(arrow::json::ArrayWriter::new(buf.clone())),
             OutputFormat::Ndjson => Writer::Ndjson(arrow::json::LineDelimitedWriter::new(buf.clone())),
             OutputFormat::Parquet => {
+                // Schema metadata (descriptions, provenance) also as plain Parquet key-values, for non-Arrow readers.
+                let metadata: Vec<KeyValue> =
+                    schema.metadata().iter().map(|(k, v)| KeyValue::new(k.clone(), v.clone())).collect();
                 let props = WriterProperties::builder()
+                    .set_max_row_group_row_count(Some(row_group_rows(&schema)))
                     .set_compression(Compression::ZSTD(ZstdLevel::default()))
+                    .set_key_value_metadata((!metadata.is_empty()).then_some(metadata))
                     .build();
                 Writer::Parquet(ArrowWriter::try_new(buf.clone(), schema, Some(props)).map_err(ArrowError::from)?)
             }

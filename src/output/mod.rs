@@ -10,10 +10,11 @@ use std::io::Write;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use futures::StreamExt;
-use object_store::ObjectStore;
+use object_store::{ObjectStore, ObjectStoreExt};
 use object_store::buffered::BufWriter;
 use object_store::path::Path as StorePath;
 use tokio::io::AsyncWriteExt;
@@ -25,11 +26,17 @@ use crate::error::{CliError, ErrorClass};
 /// Where one result goes.
 pub enum Destination {
     Stdout,
-    File { store: Arc<dyn ObjectStore>, path: StorePath, display: String },
+    File(OutputFile),
 }
 
-impl Destination {
-    /// Resolve `-o` (a local path or an object-store URL) through the session's stores.
+/// A file to write in any object store (a local path or a URL), resolved through the session's stores.
+pub struct OutputFile {
+    store: Arc<dyn ObjectStore>,
+    path: StorePath,
+    pub display: String,
+}
+
+impl OutputFile {
     pub fn resolve(output: &str, runtime: &RuntimeEnv) -> Result<Self, CliError> {
         let (url, path) = if output.contains("://") {
             let url = url::Url::parse(output).map_err(|e| CliError::usage(format!("invalid output URL '{output}': {e}")))?;
@@ -45,8 +52,65 @@ impl Destination {
             return Err(CliError::usage(format!("--output '{output}' names a directory; give a file name")));
         }
         let store = runtime.object_store_registry.get_store(&url).map_err(|e| CliError::from(e).reclass(ErrorClass::Output))?;
-        Ok(Self::File { store, path, display: output.to_string() })
+        Ok(Self { store, path, display: output.to_string() })
     }
+
+    /// Start writing: the bytes go to a staged upload (a temporary local file, or an S3 multipart upload) that only
+    /// appears under the final name when [`StagedFile::finish`] completes it.
+    pub fn stage(&self, format: OutputFormat, schema: SchemaRef) -> Result<StagedFile, CliError> {
+        Ok(StagedFile {
+            encoder: Encoder::new(format, schema).map_err(|e| CliError::runtime(e.to_string()))?,
+            writer: BufWriter::with_capacity(Arc::clone(&self.store), self.path.clone(), 8 << 20),
+            display: self.display.clone(),
+        })
+    }
+
+    /// Remove a completed file (rolling back a set of files of which a later one failed).
+    pub async fn delete(&self) -> Result<(), CliError> {
+        self.store.delete(&self.path).await.map_err(|e| CliError::output(format!("{}: {e}", self.display)))
+    }
+}
+
+/// An output file being written, batch by batch.
+pub struct StagedFile {
+    encoder: Encoder,
+    writer: BufWriter,
+    display: String,
+}
+
+impl StagedFile {
+    pub async fn write(&mut self, batch: &RecordBatch) -> Result<(), CliError> {
+        let bytes = self.encoder.write(batch).map_err(|e| CliError::runtime(e.to_string()))?;
+        put(&mut self.writer, &self.display, bytes).await
+    }
+
+    /// Finish the format and complete the upload: only now does the file stand under its final name.
+    pub async fn finish(self) -> Result<(), CliError> {
+        let Self { encoder, mut writer, display } = self;
+        let tail = encoder.finish().map_err(|e| CliError::runtime(e.to_string()));
+        if let Err(e) = match tail {
+            Ok(tail) => put(&mut writer, &display, tail).await,
+            Err(e) => Err(e),
+        } {
+            let _ = writer.abort().await;
+            return Err(e);
+        }
+        // A failed completion leaves nothing behind (a failed PUT writes nothing; object_store aborts a multipart
+        // upload whose completion fails), and the writer cannot be aborted after it.
+        writer.shutdown().await.map_err(|e| CliError::output(format!("{display}: {e}")))
+    }
+
+    /// Drop the staged bytes: nothing appears under the final name.
+    pub async fn abort(mut self) {
+        let _ = self.writer.abort().await;
+    }
+}
+
+async fn put(writer: &mut BufWriter, display: &str, bytes: Vec<u8>) -> Result<(), CliError> {
+    if bytes.is_empty() {
+        return Ok(());
+    }
+    writer.put(bytes.into()).await.map_err(|e| CliError::output(format!("{display}: {e}")))
 }
 
 pub struct Sink {
@@ -77,26 +141,25 @@ impl Sink {
                 })
                 .await
             }
-            Destination::File { .. } if self.format == OutputFormat::Table => Err(CliError::usage(
+            Destination::File(_) if self.format == OutputFormat::Table => Err(CliError::usage(
                 "the table format is for terminals: choose --format-out csv, json, ndjson or parquet for a file",
             )),
-            Destination::File { store, path, display } => {
-                let mut writer = BufWriter::with_capacity(Arc::clone(store), path.clone(), 8 << 20);
-                let encoded = encode(self.format, batches, cancel, async |bytes: Vec<u8>| {
-                    if bytes.is_empty() {
-                        return Ok(());
+            Destination::File(file) => {
+                let mut staged = file.stage(self.format, batches.schema())?;
+                let mut batches = batches;
+                let mut rows = 0u64;
+                let streamed = async {
+                    while let Some(batch) = next_batch(&mut batches, &mut cancel).await? {
+                        rows += batch.num_rows() as u64;
+                        staged.write(&batch).await?;
                     }
-                    writer.put(bytes.into()).await.map_err(|e| CliError::output(format!("{display}: {e}")))
-                })
+                    Ok(())
+                }
                 .await;
-                match encoded {
-                    Ok(rows) => {
-                        writer.shutdown().await.map_err(|e| CliError::output(format!("{display}: {e}")))?;
-                        Ok(rows)
-                    }
+                match streamed {
+                    Ok(()) => staged.finish().await.map(|()| rows),
                     Err(e) => {
-                        // Nothing may stand under the final name: drop the staged file / multipart upload.
-                        let _ = writer.abort().await;
+                        staged.abort().await;
                         Err(e)
                     }
                 }
@@ -134,7 +197,7 @@ impl Sink {
 }
 
 /// The next batch, or `Interrupted` as soon as `cancel` resolves.
-async fn next_batch(
+pub(crate) async fn next_batch(
     batches: &mut SendableRecordBatchStream,
     cancel: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
 ) -> Result<Option<RecordBatch>, CliError> {

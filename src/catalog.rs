@@ -1,0 +1,267 @@
+//! `starflow catalog`: the StarFlow value-added catalogue of a DR19 (or DR17) catalogue as three Parquet files, each
+//! row-matched to the input: `StarFlow_summary.parquet`, `StarFlow_age_posterior.parquet`, `StarFlow_mass_posterior.parquet`
+//! (the VAC's names; the posterior files have the VAC's 250 grid columns, plus the key columns to join on).
+//!
+//! One query (`queries/starflow_vac.sql` over an input view) evaluates each model once per star; its batches are split
+//! into the three files as they stream. The files are completed together at the end, and a failure before or while
+//! completing them leaves none of them under its final name.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, Float64Builder, RecordBatch};
+use arrow::datatypes::{DataType, Field, Float64Type, Schema, SchemaRef};
+use starflow_udfs::manifest::Transform;
+use starflow_udfs::model::Model;
+
+use crate::cli::{Session, ctrl_c, substitute};
+use crate::error::CliError;
+use crate::output::{OutputFile, OutputFormat, StagedFile, next_batch};
+use crate::progress::Progress;
+
+pub const SUMMARY_FILE: &str = "StarFlow_summary.parquet";
+pub const AGE_POSTERIOR_FILE: &str = "StarFlow_age_posterior.parquet";
+pub const MASS_POSTERIOR_FILE: &str = "StarFlow_mass_posterior.parquet";
+
+/// The SQL of the job, compiled in so that the binary runs it from anywhere; `queries/` holds the source.
+const DR19_INPUTS: &str = include_str!("../queries/dr19_inputs.sql");
+const DR17_INPUTS: &str = include_str!("../queries/dr17_inputs.sql");
+const VAC_QUERY: &str = include_str!("../queries/starflow_vac.sql");
+
+/// The survey file layout of the input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Release {
+    /// SDSS DR19 astraAllStarASPCAP (HDU 2, lower-case names; [C/Fe] and [N/Fe] derived from [C/H], [N/H]).
+    Dr19,
+    /// SDSS DR17 allStar (upper-case names).
+    Dr17,
+}
+
+const KEYS: [&str; 3] = ["sdss_id", "sdss4_apogee_id", "catalogid"];
+
+/// (column, unit, description) of the summary file, in order. The query's columns must match these.
+const SUMMARY_COLUMNS: [(&str, &str, &str); 13] = [
+    ("sdss_id", "", "Unique SDSS-V ID (null for DR17 input)"),
+    ("sdss4_apogee_id", "", "SDSS-4 DR17 APOGEE ID (2MASS-style)"),
+    ("catalogid", "", "Catalog identifier used to target the source (null for DR17 input)"),
+    ("age", "Gyr", "Maximum-likelihood age: the maximum of the age posterior on its 0-14 Gyr grid"),
+    ("e_p_age", "Gyr", "Upper 1-sigma offset of the age (>= 0): the upper bound is age + e_p_age"),
+    ("e_n_age", "Gyr", "Lower 1-sigma offset of the age (<= 0, signed): the lower bound is age + e_n_age"),
+    ("mass", "Msun", "Maximum-likelihood mass: the maximum of the mass posterior on its 0-3 Msun grid"),
+    ("e_p_mass", "Msun", "Upper 1-sigma offset of the mass (>= 0)"),
+    ("e_n_mass", "Msun", "Lower 1-sigma offset of the mass (<= 0, signed)"),
+    (
+        "training_density",
+        "",
+        "Training-space density of the age model at the star's labels (paper section 4.5; LOW_DENSITY below the \
+         model's threshold, see the file metadata)",
+    ),
+    (
+        "bitmask",
+        "",
+        "Age model flags: 1 LOW_DENSITY, 2 GRID_EDGE, 4 BAD_INPUT (unusable labels or ASPCAP flag_bad: no estimate), \
+         8 OUT_OF_RANGE, 16 MULTIMODAL",
+    ),
+    ("mass_training_density", "", "Training-space density of the mass model at the star's labels"),
+    ("mass_bitmask", "", "Mass model flags (bits as for bitmask)"),
+];
+
+/// What a run wrote.
+pub struct Written {
+    pub rows: u64,
+    pub files: Vec<String>,
+}
+
+/// The SQL of a catalogue run: the input view over `input`, then the VAC query.
+pub fn catalog_sql(input: &str, release: Release) -> Result<String, CliError> {
+    let view = match release {
+        Release::Dr19 => DR19_INPUTS,
+        Release::Dr17 => DR17_INPUTS,
+    };
+    let defines = HashMap::from([("input".to_string(), input.to_string())]);
+    Ok(format!("{};\n{VAC_QUERY}", substitute(view, &defines)?))
+}
+
+/// VAC posterior column names: the age grid in Gyr with two decimals (`0_00`, `0_06`, ..., `14_00`), the mass grid by
+/// log10(M/Msun) with three (`_inf`, `_1_919`, ..., `0_477`); '-' and '.' become '_'.
+pub fn posterior_column_names(model: &Model) -> Vec<String> {
+    let transform = model.manifest.target.transform;
+    let name = |v: f64| match transform {
+        Transform::Linear => format!("{v:.2}"),
+        Transform::Log10 => format!("{:.3}", v.log10()),
+    };
+    model.weights.grid.iter().map(|&v| name(v).replace(['-', '.'], "_")).collect()
+}
+
+fn with_description(field: Field, unit: &str, description: &str) -> Field {
+    let mut metadata = HashMap::from([("description".to_string(), description.to_string())]);
+    if !unit.is_empty() {
+        metadata.insert("unit".to_string(), unit.to_string());
+    }
+    field.with_metadata(metadata)
+}
+
+/// File-level metadata shared by the three files: what made them, from what.
+fn provenance(session: &Session, input: &str, models: &[&Model]) -> HashMap<String, String> {
+    let models: Vec<serde_json::Value> = models
+        .iter()
+        .map(|m| {
+            serde_json::json!({
+                "name": m.name(), "version": m.manifest.version, "onnx_sha256": m.manifest.onnx.sha256,
+                "grid": {"start": m.manifest.target.grid.start, "stop": m.manifest.target.grid.stop, "num": m.manifest.target.grid.num},
+                "density_threshold": m.manifest.density.threshold,
+            })
+        })
+        .collect();
+    let settings = session.engine.context().state().config().options().extensions.get::<starflow_udfs::StarflowConfig>().cloned().unwrap_or_default();
+    HashMap::from([
+        ("starflow_version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
+        ("input".to_string(), input.to_string()),
+        ("models".to_string(), serde_json::Value::Array(models).to_string()),
+        ("seed".to_string(), settings.seed.to_string()),
+        ("method".to_string(), "StarFlow (Stone-Martinez et al. 2025); the math of shared/docs/SCIENCE.md".to_string()),
+    ])
+}
+
+/// One of the three outputs: which query columns it takes and how they are laid out.
+struct Part {
+    file: OutputFile,
+    schema: SchemaRef,
+    /// Query column indices copied as they are.
+    columns: Vec<usize>,
+    /// A posterior list column spread over the grid columns, with the grid length.
+    posterior: Option<(usize, usize)>,
+}
+
+impl Part {
+    fn batch(&self, batch: &RecordBatch) -> Result<RecordBatch, CliError> {
+        let mut columns: Vec<ArrayRef> = self.columns.iter().map(|&i| Arc::clone(batch.column(i))).collect();
+        if let Some((index, n)) = self.posterior {
+            columns.extend(spread(batch.column(index), n)?);
+        }
+        RecordBatch::try_new(Arc::clone(&self.schema), columns).map_err(|e| CliError::runtime(e.to_string()))
+    }
+}
+
+/// A list column of `n`-point posteriors as `n` Float64 columns (a null list is null in each).
+fn spread(list: &ArrayRef, n: usize) -> Result<Vec<ArrayRef>, CliError> {
+    let list = list.as_list_opt::<i32>().ok_or_else(|| CliError::runtime("a posterior column is not a list"))?;
+    let values = list.values().as_primitive::<Float64Type>();
+    let mut builders: Vec<Float64Builder> = (0..n).map(|_| Float64Builder::with_capacity(list.len())).collect();
+    for row in 0..list.len() {
+        if list.is_null(row) {
+            builders.iter_mut().for_each(|b| b.append_null());
+            continue;
+        }
+        let start = list.value_offsets()[row] as usize;
+        if list.value_length(row) as usize != n {
+            return Err(CliError::runtime(format!("a posterior has {} points, the grid {n}", list.value_length(row))));
+        }
+        for (j, b) in builders.iter_mut().enumerate() {
+            b.append_option(values.is_valid(start + j).then(|| values.value(start + j)));
+        }
+    }
+    Ok(builders.into_iter().map(|mut b| Arc::new(b.finish()) as ArrayRef).collect())
+}
+
+fn column_index(schema: &Schema, name: &str) -> Result<usize, CliError> {
+    schema.index_of(name).map_err(|_| CliError::runtime(format!("the catalogue query has no column '{name}'")))
+}
+
+/// Lay out the three files from the query's schema.
+fn plan_parts(session: &Session, schema: &Schema, output_dir: &str, input: &str) -> Result<Vec<Part>, CliError> {
+    let models = session.engine.models();
+    let (age, mass) = (models.require("age").map_err(CliError::runtime)?, models.require("mass").map_err(CliError::runtime)?);
+    let metadata = provenance(session, input, &[&age, &mass]);
+    let runtime = session.engine.context().runtime_env();
+    let file = |name: &str| OutputFile::resolve(&format!("{}/{name}", output_dir.trim_end_matches('/')), &runtime);
+
+    let mut summary_fields = Vec::new();
+    let mut summary_columns = Vec::new();
+    for (name, unit, description) in SUMMARY_COLUMNS {
+        let i = column_index(schema, name)?;
+        summary_columns.push(i);
+        summary_fields.push(with_description(schema.field(i).clone(), unit, description));
+    }
+    let summary_schema = Schema::new(summary_fields).with_metadata(HashMap::from_iter(
+        metadata.clone().into_iter().chain([("description".to_string(), "StarFlow ages and masses (summary)".to_string())]),
+    ));
+    let mut parts = vec![Part { file: file(SUMMARY_FILE)?, schema: Arc::new(summary_schema), columns: summary_columns, posterior: None }];
+
+    for (model, file_name, column, unit) in
+        [(&age, AGE_POSTERIOR_FILE, "age_posterior", "Gyr"), (&mass, MASS_POSTERIOR_FILE, "mass_posterior", "Msun")]
+    {
+        let keys: Vec<usize> = KEYS.iter().map(|k| column_index(schema, k)).collect::<Result<_, _>>()?;
+        let mut fields: Vec<Field> = keys.iter().map(|&i| schema.field(i).clone()).collect();
+        let names = posterior_column_names(model);
+        for (name, value) in names.iter().zip(&model.weights.grid) {
+            let description = format!("Posterior probability at {value} {unit} (the {} values sum to 1)", names.len());
+            fields.push(with_description(Field::new(name, DataType::Float64, true), "", &description));
+        }
+        let grid: Vec<f64> = model.weights.grid.clone();
+        let schema_metadata = metadata.clone().into_iter().chain([
+            ("description".to_string(), format!("StarFlow {} posteriors on the grid of 'grid' [{unit}]", model.name())),
+            ("grid".to_string(), serde_json::to_string(&grid).expect("finite grid")),
+        ]);
+        parts.push(Part {
+            file: file(file_name)?,
+            schema: Arc::new(Schema::new(fields).with_metadata(schema_metadata.collect())),
+            columns: keys,
+            posterior: Some((column_index(schema, column)?, names.len())),
+        });
+    }
+    Ok(parts)
+}
+
+/// Run the catalogue of `input` into `output_dir` (local or object store).
+pub async fn run(session: &Session, input: &str, output_dir: &str, release: Release) -> Result<Written, CliError> {
+    let engine = &session.engine;
+    let mut statements = engine.parse(&catalog_sql(input, release)?)?;
+    let last = statements.pop_back().ok_or_else(|| CliError::runtime("the catalogue query is empty"))?;
+    for statement in statements {
+        engine.execute(statement).await?;
+    }
+    let mut query = engine.execute(last).await?.ok_or_else(|| CliError::runtime("the catalogue query returned nothing"))?;
+    let parts = plan_parts(session, &query.stream.schema(), output_dir, input)?;
+    let mut staged: Vec<StagedFile> =
+        parts.iter().map(|p| p.file.stage(OutputFormat::Parquet, Arc::clone(&p.schema))).collect::<Result<_, _>>()?;
+
+    let progress = Progress::start(&query.plan, !session.global.quiet && std::io::stderr().is_terminal());
+    let cancel = ctrl_c();
+    tokio::pin!(cancel);
+    let mut rows = 0u64;
+    let streamed = async {
+        while let Some(batch) = next_batch(&mut query.stream, &mut cancel).await? {
+            rows += batch.num_rows() as u64;
+            for (part, file) in parts.iter().zip(staged.iter_mut()) {
+                file.write(&part.batch(&batch)?).await?;
+            }
+        }
+        Ok::<(), CliError>(())
+    }
+    .await;
+    progress.finish();
+    if let Err(e) = streamed {
+        for file in staged {
+            file.abort().await;
+        }
+        return Err(e);
+    }
+    // Complete the files one by one; if one fails, drop the rest and take back the ones already completed.
+    let mut pending = staged.into_iter();
+    let mut completed = 0;
+    while let Some(file) = pending.next() {
+        if let Err(e) = file.finish().await {
+            for file in pending {
+                file.abort().await;
+            }
+            for part in &parts[..completed] {
+                let _ = part.file.delete().await;
+            }
+            return Err(e);
+        }
+        completed += 1;
+    }
+    Ok(Written { rows, files: parts.iter().map(|p| p.file.display.clone()).collect() })
+}

@@ -1,0 +1,240 @@
+//! `starflow catalog`: the three StarFlow files, row-matched to the input, with their schema and metadata; bad rows;
+//! the same numbers as the SQL functions; one evaluation per star and model; S3 in and out; nothing left on failure.
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use common::{BUCKET, S3Server, bundled_catalogue, read_parquet, starflow};
+use datafusion::arrow::array::{Array, AsArray, BooleanArray, Float32Array, RecordBatch};
+use datafusion::arrow::compute::concat_batches;
+use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
+
+const FILES: [&str; 3] = ["StarFlow_summary.parquet", "StarFlow_age_posterior.parquet", "StarFlow_mass_posterior.parquet"];
+const SUMMARY: [&str; 13] = [
+    "sdss_id", "sdss4_apogee_id", "catalogid", "age", "e_p_age", "e_n_age", "mass", "e_p_mass", "e_n_mass",
+    "training_density", "bitmask", "mass_training_density", "mass_bitmask",
+];
+/// Rows of the slice made unusable: ASPCAP flag_bad, a NaN error, a null label.
+const FLAG_BAD: [usize; 2] = [3, 4];
+const NAN_ERROR: usize = 5;
+const NULL_LABEL: usize = 6;
+
+/// The first `n` bundled stars with a few rows made bad, as a DR19 Parquet file.
+fn write_slice(path: &Path, n: usize) -> RecordBatch {
+    let file = std::fs::File::open(bundled_catalogue()).unwrap();
+    let mut reader = ParquetRecordBatchReaderBuilder::try_new(file).unwrap().with_batch_size(n).build().unwrap();
+    let batch = reader.next().unwrap().unwrap();
+    let schema = batch.schema();
+    let mut columns = batch.columns().to_vec();
+    let set = |name: &str| schema.index_of(name).unwrap();
+    let flag: BooleanArray = (0..n).map(|i| Some(FLAG_BAD.contains(&i))).collect();
+    columns[set("flag_bad")] = Arc::new(flag);
+    let e_teff = columns[set("e_teff")].as_primitive::<datafusion::arrow::datatypes::Float32Type>();
+    let e_teff: Float32Array = (0..n).map(|i| Some(if i == NAN_ERROR { f32::NAN } else { e_teff.value(i) })).collect();
+    columns[set("e_teff")] = Arc::new(e_teff);
+    let logg = columns[set("logg")].as_primitive::<datafusion::arrow::datatypes::Float32Type>();
+    let logg: Float32Array = (0..n).map(|i| (i != NULL_LABEL).then(|| logg.value(i))).collect();
+    columns[set("logg")] = Arc::new(logg);
+    let slice = RecordBatch::try_new(schema.clone(), columns).unwrap();
+    let mut writer = ArrowWriter::try_new(std::fs::File::create(path).unwrap(), schema, None).unwrap();
+    writer.write(&slice).unwrap();
+    writer.close().unwrap();
+    slice
+}
+
+fn read_all(path: &Path) -> RecordBatch {
+    let batches = read_parquet(path);
+    concat_batches(&batches[0].schema(), &batches).unwrap()
+}
+
+fn f64s(batch: &RecordBatch, name: &str) -> Vec<Option<f64>> {
+    batch.column_by_name(name).unwrap().as_primitive::<Float64Type>().iter().collect()
+}
+
+fn i64s(batch: &RecordBatch, name: &str) -> Vec<Option<i64>> {
+    batch.column_by_name(name).unwrap().as_primitive::<Int64Type>().iter().collect()
+}
+
+fn ids(batch: &RecordBatch) -> Vec<Option<String>> {
+    let ids = datafusion::arrow::compute::cast(batch.column_by_name("sdss4_apogee_id").unwrap(), &DataType::Utf8).unwrap();
+    ids.as_string::<i32>().iter().map(|s| s.map(str::to_string)).collect()
+}
+
+fn kv_metadata(path: &Path) -> std::collections::HashMap<String, String> {
+    let reader = SerializedFileReader::new(std::fs::File::open(path).unwrap()).unwrap();
+    let kv = reader.metadata().file_metadata().key_value_metadata().cloned().unwrap_or_default();
+    kv.into_iter().filter_map(|kv| Some((kv.key, kv.value?))).collect()
+}
+
+fn vac_column_names(model: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(common::repo_root().join("tests/data/vac_posterior_columns.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v[model].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect()
+}
+
+fn run_catalog(args: &[&str]) {
+    let output = starflow().arg("catalog").args(args).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+}
+
+#[test]
+fn the_three_files_are_row_matched_with_their_schema_metadata_and_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = 40;
+    let input = write_slice(&dir.path().join("slice.parquet"), n);
+    let out = dir.path().join("vac");
+    run_catalog(&[dir.path().join("slice.parquet").to_str().unwrap(), out.to_str().unwrap()]);
+
+    let summary = read_all(&out.join(FILES[0]));
+    let schema = summary.schema();
+    let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    assert_eq!(names, SUMMARY);
+    // Row-matched: same rows, same order, keys carried through.
+    assert_eq!(ids(&summary), ids(&input));
+    assert_eq!(i64s(&summary, "sdss_id"), input.column_by_name("sdss_id").unwrap().as_primitive::<Int64Type>().iter().collect::<Vec<_>>());
+    for field in summary.schema().fields() {
+        assert!(!field.metadata()["description"].is_empty(), "{} has a description", field.name());
+    }
+    assert_eq!(summary.schema().field_with_name("age").unwrap().metadata()["unit"], "Gyr");
+    assert_eq!(summary.schema().field_with_name("e_n_mass").unwrap().metadata()["unit"], "Msun");
+    let kv = kv_metadata(&out.join(FILES[0]));
+    assert_eq!(kv["starflow_version"], env!("CARGO_PKG_VERSION"));
+    assert!(kv["models"].contains("\"name\":\"age\"") && kv["models"].contains("\"name\":\"mass\""), "{}", kv["models"]);
+
+    // Bad rows: no estimate, BAD_INPUT in both models' masks; every other star has both estimates.
+    let (age, mask, mass_mask) = (f64s(&summary, "age"), i64s(&summary, "bitmask"), i64s(&summary, "mass_bitmask"));
+    let bad = [FLAG_BAD[0], FLAG_BAD[1], NAN_ERROR, NULL_LABEL];
+    for row in 0..n {
+        if bad.contains(&row) {
+            assert_eq!((age[row], mask[row], mass_mask[row]), (None, Some(4), Some(4)), "row {row}");
+            assert_eq!(f64s(&summary, "training_density")[row], None);
+        } else {
+            assert!(age[row].is_some() && f64s(&summary, "mass")[row].is_some(), "row {row}");
+            assert_eq!(mask[row].unwrap() & 4, 0, "row {row}");
+        }
+    }
+
+    for (file, model, grid_stop, value) in [(FILES[1], "age", 14.0, "age"), (FILES[2], "mass", 3.0, "mass")] {
+        let posterior = read_all(&out.join(file));
+        assert_eq!(posterior.num_rows(), n);
+        assert_eq!(ids(&posterior), ids(&input), "{file} is row-matched");
+        let names: Vec<String> = posterior.schema().fields().iter().skip(3).map(|f| f.name().clone()).collect();
+        assert_eq!(names, vac_column_names(model), "{file}: the VAC's column names");
+        let grid: Vec<f64> = serde_json::from_str(&kv_metadata(&out.join(file))["grid"]).unwrap();
+        assert_eq!((grid.len(), grid[0], grid[249]), (250, 0.0, grid_stop));
+        let columns: Vec<Vec<Option<f64>>> = names.iter().map(|c| f64s(&posterior, c)).collect();
+        let values = f64s(&summary, value);
+        for row in 0..n {
+            let p: Vec<Option<f64>> = columns.iter().map(|c| c[row]).collect();
+            if bad.contains(&row) {
+                assert!(p.iter().all(Option::is_none), "{file} row {row}: no posterior");
+                continue;
+            }
+            let p: Vec<f64> = p.into_iter().map(Option::unwrap).collect();
+            assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-9, "{file} row {row}: sums to 1");
+            // The summary comes from the same evaluation: its value is the posterior's maximum.
+            let argmax = (0..250).fold(0, |b, i| if p[i] > p[b] { i } else { b });
+            assert_eq!(Some(grid[argmax]), values[row], "{file} row {row}");
+        }
+    }
+}
+
+#[test]
+fn the_catalogue_gives_the_numbers_of_the_sql_functions_with_one_evaluation_per_star_and_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = 24;
+    let input = dir.path().join("slice.parquet");
+    write_slice(&input, n);
+    let good = n - 4;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (catalogue, functions) = rt.block_on(async {
+        let engine = starflow::engine::Engine::new(&starflow::engine::EngineOptions { threads: 2, ..Default::default() }).unwrap();
+        let (age, mass) = (engine.models().require("age").unwrap(), engine.models().require("mass").unwrap());
+        let collect = async |sql: &str| {
+            let mut batches = Vec::new();
+            for statement in engine.parse(sql).unwrap() {
+                if let Some(mut q) = engine.execute(statement).await.unwrap() {
+                    while let Some(b) = futures::StreamExt::next(&mut q.stream).await {
+                        batches.push(b.unwrap());
+                    }
+                }
+            }
+            concat_batches(&batches[0].schema(), &batches).unwrap()
+        };
+        let sql = starflow::catalog::catalog_sql(input.to_str().unwrap(), starflow::catalog::Release::Dr19).unwrap();
+        let catalogue = collect(&sql).await;
+        assert_eq!((age.stars_evaluated(), mass.stars_evaluated()), (good as u64, good as u64), "once per good star and model");
+        let functions = collect(
+            "SELECT a['age'] AS age, a['e_p_age'] AS e_p_age, a['e_n_age'] AS e_n_age, a['training_density'] AS density, \
+             m['mass'] AS mass, m['e_n_mass'] AS e_n_mass FROM (SELECT \
+             starflow_age(teff, e_teff, logg, e_logg, fe_h, e_fe_h, c_fe, e_c_fe, n_fe, e_n_fe) AS a, \
+             starflow_mass(teff, e_teff, logg, e_logg, fe_h, e_fe_h, c_fe, e_c_fe, n_fe, e_n_fe) AS m \
+             FROM starflow_input WHERE NOT flag_bad) ORDER BY age",
+        )
+        .await;
+        (catalogue, functions)
+    });
+    assert_eq!(catalogue.num_rows(), n);
+    // Same stars, same draws: bitwise the same numbers (compared as sorted sets: the functions' query is unordered).
+    let sorted = |b: &RecordBatch, c: &str| {
+        let mut v: Vec<u64> = f64s(b, c).into_iter().flatten().map(f64::to_bits).collect();
+        v.sort();
+        v
+    };
+    for (ours, theirs) in [("age", "age"), ("e_p_age", "e_p_age"), ("e_n_age", "e_n_age"), ("training_density", "density"), ("mass", "mass"), ("e_n_mass", "e_n_mass")] {
+        assert_eq!(sorted(&catalogue, ours), sorted(&functions, theirs), "{ours}");
+        assert_eq!(sorted(&catalogue, ours).len(), good, "{ours}: a number for every good star");
+    }
+}
+
+#[test]
+fn dr17_input_and_s3_in_and_out() {
+    let s3 = S3Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    s3.put_file("dr17/allStar.parquet", &common::repo_root().join("examples/data/dr17_allstar_sample.parquet"));
+    let out = s3
+        .starflow()
+        .args(["-q", "catalog", "--release", "dr17", &format!("s3://{BUCKET}/dr17/allStar.parquet"), &format!("s3://{BUCKET}/vac17")])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // The same job on the local file gives the same files.
+    let local = dir.path().join("vac17");
+    let sample = common::repo_root().join("examples/data/dr17_allstar_sample.parquet");
+    run_catalog(&["-q", "--release", "dr17", sample.to_str().unwrap(), local.to_str().unwrap()]);
+    for file in FILES {
+        let (remote, here) = (read_all(&s3.object_path(&format!("vac17/{file}"))), read_all(&local.join(file)));
+        assert_eq!(remote.num_rows(), 200, "{file}");
+        assert_eq!(remote, here, "{file}: S3 and local runs agree");
+    }
+    let summary = read_all(&local.join(FILES[0]));
+    assert_eq!(summary.column_by_name("sdss_id").unwrap().null_count(), 200, "DR17 has no sdss_id");
+    assert!(f64s(&summary, "age").iter().filter(|a| a.is_some()).count() > 190, "almost every star gets an age");
+}
+
+#[test]
+fn an_interrupted_or_failed_catalogue_leaves_no_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("vac");
+    // The whole bundled catalogue takes minutes: interrupt it after a few small batches have been encoded.
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("starflow"))
+        .args(["-q", "--batch-size", "64", "catalog", bundled_catalogue().to_str().unwrap(), out.to_str().unwrap()])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(8));
+    std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let status = child.wait_with_output().unwrap().status;
+    assert_eq!(status.code(), Some(130), "interrupted");
+    let left: Vec<_> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(left.is_empty(), "nothing under the output directory: {left:?}");
+
+    // An input without the DR19 columns fails before anything is written.
+    let output = starflow().args(["catalog", common::repo_root().join("examples/data/dr17_allstar_sample.parquet").to_str().unwrap(), out.to_str().unwrap()]).output().unwrap();
+    assert_eq!(output.status.code(), Some(3), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0);
+}
