@@ -394,6 +394,8 @@ def main(argv=None):
     ap.add_argument("--lr-patience", type=int, default=LR_PATIENCE,
                     help="halve the lr after this many epochs without validation improvement (0: constant lr)")
     ap.add_argument("--no-report", action="store_true")
+    ap.add_argument("--report-implementation", choices=["starflow", "reference"], default="starflow",
+                    help="what computes the report's posteriors (report.py --implementation)")
     raw = list(sys.argv[1:] if argv is None else argv)
     args = ap.parse_args(raw)
     args.argv = raw
@@ -412,6 +414,10 @@ def main(argv=None):
     args.argv_recorded = rec
     if args.quick:
         args.max_minutes = min(args.max_minutes, 2.0)
+    import report
+    if not (args.no_report or args.report_implementation == "reference" or os.access(report.DEFAULT_STARFLOW, os.X_OK)):
+        ap.error(f"no starflow binary at {report.DEFAULT_STARFLOW} for the report: build it (cargo build), or pass "
+                 "--report-implementation reference or --no-report")
     torch.set_num_threads(2)
     torch.manual_seed(SEED)
     np.random.seed(SEED)
@@ -432,8 +438,8 @@ def main(argv=None):
         run_model(name, prep, args, args.out)
     log(f"models done in {time.time() - t0:.0f} s")
     if not args.no_report:
-        import report
-        report.main(["--models", args.out] + (["--data", args.data] if args.data else []))
+        report.main(["--models", args.out, "--implementation", args.report_implementation]
+                    + (["--data", args.data] if args.data else []))
     total = time.time() - t0
     write_json(os.path.join(args.out, "report", "run_summary.json"),
                {"command": " ".join(["python models/train/pipeline.py"] + args.argv_recorded),

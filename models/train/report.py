@@ -1,11 +1,18 @@
 #!/usr/bin/env python3
-"""Held-out test-set report for the StarFlow models: writes models/REPORT.md and models/report/*.png.
+"""Held-out test-set report for the StarFlow models: writes models/REPORT.md, models/report/*.png and metrics.json.
 
-    python models/train/report.py [--models models] [--data ../shared/data]
+    python models/train/report.py [--implementation starflow|reference] [--models models] [--data ../shared/data]
 
-Uses ONLY the test stars (5% of stars, never seen in training or early stopping), their engine-like inputs
-(spectroscopic log g, see README), and the Python reference implementation (reference.py) evaluating the shipped
-model.onnx through onnxruntime -- i.e. exactly the artefacts the engine loads.
+Uses ONLY the test stars (5% of stars, never seen in training or early stopping) with their engine-like inputs
+(spectroscopic log g, see README). The data preparation and split are recomputed from data.py (fixed seeds; no torch),
+so the report can be regenerated without retraining. The posteriors come from:
+
+* starflow (default): the starflow engine itself. The test stars' inputs (float64) go to a Parquet file, which
+  `starflow sql` evaluates with the model's SQL functions (ONNX Runtime, the engine's own per-star draws). As a
+  cross-check, the Python reference (reference.py + onnxruntime) is run on the engine's draws
+  (tests/data/engine_draws.py) and the maximum differences are reported.
+* reference: the Python reference implementation (reference.py) evaluating the shipped model.onnx through onnxruntime,
+  with numpy draws (fixed seed).
 """
 from __future__ import annotations
 
@@ -13,12 +20,19 @@ import argparse
 import json
 import math
 import os
+import subprocess
 import sys
+import tempfile
+import time
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.normpath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(REPO, "tests", "data"))
 
 import matplotlib  # noqa: E402
 
@@ -26,8 +40,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 import data as D  # noqa: E402
+import engine_draws  # noqa: E402
 import reference as R  # noqa: E402
 
+DEFAULT_MODELS = os.path.normpath(os.path.join(HERE, ".."))
+DEFAULT_STARFLOW = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/starflow-target")),
+                                "debug", "starflow")
 REPORT_SEED = 424242
 PAPER = {
     "coverage_1sigma": 0.72, "z_std": 0.86, "median_rel_unc": 0.28, "rel_unc_young": 0.18, "rel_unc_old": 0.30,
@@ -54,8 +72,71 @@ def ort_log_prob(path):
     return fn
 
 
-def evaluate(name, models_dir, prep):
-    man = json.load(open(os.path.join(models_dir, name, "manifest.json")))
+def columns(results, grid_size):
+    """reference.Result list -> per-star arrays, as the engine returns them (NaN where there is no number)."""
+    def col(k):
+        return np.array([np.nan if getattr(r, k) is None else getattr(r, k) for r in results], dtype=np.float64)
+    return {"value": col("value"), "e_p": col("e_p"), "e_n": col("e_n"), "density": col("training_density"),
+            "bitmask": np.array([r.bitmask for r in results], dtype=np.int64),
+            "posterior": np.array([np.full(grid_size, np.nan) if r.posterior is None else r.posterior
+                                   for r in results])}
+
+
+def reference_estimates(models_dir, name, model, v, e, seed, draws=None):
+    """reference.py with onnxruntime; numpy draws from `seed` unless `draws` (one [D, 5] array per star) are given."""
+    res, _ = R.posterior_many(model, v, e, ort_log_prob(os.path.join(models_dir, name, "model.onnx")), seed=seed,
+                              draws_list=draws)
+    return columns(res, len(model.grid))
+
+
+def starflow_estimates(starflow, models_dir, name, grid_size, v, e):
+    """The engine's estimates for labels v [n, 5] and errors e [n, 5] (float64, written as they are to Parquet)."""
+    table = {"id": np.arange(len(v))}
+    for i, label in enumerate(D.LABELS):
+        table[label], table["e_" + label] = v[:, i], e[:, i]
+    star = ", ".join(f"{label}, e_{label}" for label in D.LABELS)
+    with tempfile.TemporaryDirectory() as tmp:
+        stars, out = os.path.join(tmp, "stars.parquet"), os.path.join(tmp, "estimates.parquet")
+        pq.write_table(pa.table(table), stars)
+        sql = (f"SET starflow.seed = {engine_draws.DEFAULT_SEED}; "
+               "SELECT id, r['value'] AS value, r['e_p'] AS e_p, r['e_n'] AS e_n, r['training_density'] AS density, "
+               "r['bitmask'] AS bitmask, r['posterior'] AS posterior "
+               f"FROM (SELECT id, starflow_estimate('{name}', {star}) AS r FROM '{stars}')")
+        subprocess.run([starflow, "--quiet", "--models", models_dir, "--format-out", "parquet", "-o", out, "sql", sql],
+                       check=True)
+        t = pq.read_table(out).to_pandas().sort_values("id")
+    assert (t["id"].to_numpy() == table["id"]).all(), "starflow lost or duplicated stars"
+    return {"value": t["value"].to_numpy(np.float64), "e_p": t["e_p"].to_numpy(np.float64),
+            "e_n": t["e_n"].to_numpy(np.float64), "density": t["density"].to_numpy(np.float64),
+            "bitmask": t["bitmask"].to_numpy(np.int64),
+            "posterior": np.array([np.full(grid_size, np.nan) if p is None else p for p in t["posterior"]])}
+
+
+def estimate(args, name, model, v, e, seed):
+    """Per-star estimates from the chosen implementation (`seed`: the reference's numpy draws only)."""
+    if args.implementation == "starflow":
+        return starflow_estimates(args.starflow, args.models, name, len(model.grid), v, e)
+    return reference_estimates(args.models, name, model, v, e, seed)
+
+
+def cross_check(args, name, model, v, e, est):
+    """Max differences between the engine's estimates and reference.py on the engine's own draws and inputs."""
+    draws = [np.array(engine_draws.sample_labels(engine_draws.DEFAULT_SEED, list(x), list(err), model.draws))
+             for x, err in zip(v, e)]
+    ref = reference_estimates(args.models, name, model, v, e, engine_draws.DEFAULT_SEED, draws)
+
+    def max_abs(k):
+        return float(np.nanmax(np.abs(est[k] - ref[k])))
+    return {"n": int(len(v)), "grid_step": float(model.grid[1] - model.grid[0]),
+            "max_abs_value": max_abs("value"), "max_abs_e_p": max_abs("e_p"), "max_abs_e_n": max_abs("e_n"),
+            "max_rel_density": float(np.nanmax(np.abs(est["density"] / ref["density"] - 1))),
+            "max_abs_posterior": max_abs("posterior"),
+            "n_differing_bitmask_or_estimate": int(((est["bitmask"] != ref["bitmask"]) |
+                                                    (np.isnan(est["value"]) != np.isnan(ref["value"]))).sum())}
+
+
+def evaluate(name, args, prep):
+    man = json.load(open(os.path.join(args.models, name, "manifest.json")))
     model = R.Model.from_manifest(man)
     md = D.model_data(prep, name)
     te = md.split("test").reset_index(drop=True)
@@ -63,21 +144,18 @@ def evaluate(name, models_dir, prep):
     if ids is not None:
         assert list(te["star_id"].astype(str)) == ids, "test stars differ from the manifest's"
     v, e = D.eval_inputs(te)
-    res, _ = R.posterior_many(model, v, e, ort_log_prob(os.path.join(models_dir, name, "model.onnx")),
-                              seed=REPORT_SEED + (0 if name == "age" else 10_000_000))
+    est = estimate(args, name, model, v, e, REPORT_SEED + (0 if name == "age" else 10_000_000))
     if name == "age":
         truth = te["age"].to_numpy()
         e_truth = te["e_age"].to_numpy()
     else:
         truth = te["mass"].to_numpy()
         e_truth = te["MASS_ERR"].to_numpy()
-    val = np.array([np.nan if r.value is None else r.value for r in res])
-    ep = np.array([np.nan if r.e_p is None else r.e_p for r in res])
-    en = np.array([np.nan if r.e_n is None else r.e_n for r in res])
-    dens = np.array([np.nan if r.training_density is None else r.training_density for r in res])
-    bits = np.array([r.bitmask for r in res])
-    return {"man": man, "te": te, "truth": truth, "e_truth": e_truth, "value": val, "e_p": ep, "e_n": en,
-            "density": dens, "bitmask": bits, "logg": v[:, 1], "feh": v[:, 2]}
+    ev = {"man": man, "model": model, "te": te, "truth": truth, "e_truth": e_truth, "logg": v[:, 1], "feh": v[:, 2],
+          **est}
+    if args.implementation == "starflow":
+        ev["cross_check"] = cross_check(args, name, model, v, e, est)
+    return ev
 
 
 def metrics(ev, mask):
@@ -103,7 +181,7 @@ def metrics(ev, mask):
     }
 
 
-def width_diagnostics(name, models_dir, prep, ev):
+def width_diagnostics(name, args, prep, ev):
     """Where the posterior width comes from (test stars, all with an estimate).
 
     (a) the same posteriors with the draws' errors scaled by 0.01 (the flow's own conditional width, no inference blur);
@@ -111,15 +189,8 @@ def width_diagnostics(name, models_dir, prep, ev):
         vs on their augmented (error-blurred, 20 draws/star) values, rms residual on the training data: the blur that
         the augmentation puts into p(target | labels), independent of the flow.
     """
-    man = ev["man"]
-    model = R.Model.from_manifest(man)
-    te = ev["te"]
-    v, e = D.eval_inputs(te)
-    res, _ = R.posterior_many(model, v, e * 0.01, ort_log_prob(os.path.join(models_dir, name, "model.onnx")),
-                              seed=REPORT_SEED + 20_000_000)
-    val = np.array([np.nan if r.value is None else r.value for r in res])
-    ep = np.array([np.nan if r.e_p is None else r.e_p for r in res])
-    en = np.array([np.nan if r.e_n is None else r.e_n for r in res])
+    v, e = D.eval_inputs(ev["te"])
+    sharp = estimate(args, name, ev["model"], v, e * 0.01, REPORT_SEED + 20_000_000)
     md = D.model_data(prep, name)
     vt, et = D.values_errors(md.split("train"), md)
     mu, sd = vt[:, :5].mean(0), vt[:, :5].std(0)
@@ -134,7 +205,8 @@ def width_diagnostics(name, models_dir, prep, ev):
     ca, *_ = np.linalg.lstsq(feats(aug[:, :5]), aug[:, 5], rcond=None)
     rms_aug = float(np.std(aug[:, 5] - feats(aug[:, :5]) @ ca))
     to_rel = (lambda s: s * math.log(10)) if name == "mass" else (lambda s: s / float(np.median(vt[:, 5])))
-    return {"median_rel_unc_draw_errors_x0.01": float(np.nanmedian(0.5 * (ep - en) / val)),
+    return {"median_rel_unc_draw_errors_x0.01": float(np.nanmedian(0.5 * (sharp["e_p"] - sharp["e_n"]) /
+                                                                   sharp["value"])),
             "median_rel_unc_full": float(np.nanmedian(0.5 * (ev["e_p"] - ev["e_n"]) / ev["value"])),
             "regression_rms_clean": rms_clean, "regression_rms_augmented": rms_aug,
             "regression_rel_clean": float(to_rel(rms_clean)), "regression_rel_augmented": float(to_rel(rms_aug)),
@@ -262,21 +334,51 @@ def fmt(x, d=2):
     return "-" if x is None or not np.isfinite(x) else f"{x:.{d}f}"
 
 
+def produced_by(args):
+    """Which implementation made the report, at which commit, and the command that regenerates it."""
+    def run(*cmd):
+        return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip()
+    command = "python models/train/report.py"
+    if args.implementation != "starflow":
+        command += f" --implementation {args.implementation}"
+    if os.path.abspath(args.models) != DEFAULT_MODELS:
+        command += f" --models {args.models}"
+    try:
+        commit = run("git", "-C", REPO, "rev-parse", "--short=12", "HEAD")
+        if run("git", "-C", REPO, "status", "--porcelain", "--untracked-files=no"):
+            commit += " with uncommitted changes"
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown (no git repository)"
+    out = {"implementation": args.implementation, "commit": commit, "command": command}
+    if args.implementation == "starflow":
+        if not os.access(args.starflow, os.X_OK):
+            sys.exit(f"report.py: no starflow binary at {args.starflow}: build it (cargo build), pass --starflow PATH, "
+                     "or use --implementation reference")
+        out["starflow_version"] = run(args.starflow, "--version")
+        out["seed"] = engine_draws.DEFAULT_SEED
+    return out
+
+
 def main(argv=None):
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--models", default=os.path.normpath(os.path.join(HERE, "..")))
-    ap.add_argument("--data", default=None)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--implementation", choices=["starflow", "reference"], default="starflow",
+                    help="what computes the posteriors: the starflow engine (default) or reference.py")
+    ap.add_argument("--starflow", default=DEFAULT_STARFLOW, help="starflow binary (default: %(default)s)")
+    ap.add_argument("--models", default=DEFAULT_MODELS, help="models directory (default: the bundled models/)")
+    ap.add_argument("--data", default=None, help="shared/data directory (default: ../shared/data next to the repo)")
     args = ap.parse_args(argv)
+    args.models = os.path.abspath(args.models)
+    by = produced_by(args)  # before writing anything: the commit state is that of the inputs
     out = os.path.join(args.models, "report")
     os.makedirs(out, exist_ok=True)
+    t0 = time.time()
     prep = D.prepare(args.data)
-    all_metrics = {}
-    sections = []
+    all_metrics = {"produced_by": by}
     figs = {}
     for name in ("age", "mass"):
         if not os.path.exists(os.path.join(args.models, name, "manifest.json")):
             continue
-        ev = evaluate(name, args.models, prep)
+        ev = evaluate(name, args, prep)
         ok = np.isfinite(ev["value"])
         sel = ok & ((ev["bitmask"] & R.LOW_DENSITY) == 0)
         spec = ev["te"]["eval_logg_source"].to_numpy() == "dr17_spec"
@@ -306,14 +408,17 @@ def main(argv=None):
             half = 0.5 * (ev["e_p"] - ev["e_n"])
             m["median_half_width_gyr"] = {f"{lo}-{hi}": float(np.median(half[sel & (t >= lo) & (t < hi)]))
                                           for lo, hi in ((0, 4), (4, 8), (8, 14)) if (sel & (t >= lo) & (t < hi)).any()}
-        m["width_diagnostics"] = width_diagnostics(name, args.models, prep, ev)
+        m["width_diagnostics"] = width_diagnostics(name, args, prep, ev)
+        if "cross_check" in ev:
+            m["cross_check_vs_reference"] = ev["cross_check"]
         all_metrics[name] = m
         figs[name] = figures(name, ev, sel, out)
     with open(os.path.join(out, "metrics.json"), "w") as f:
         json.dump(all_metrics, f, indent=1, default=float)
         f.write("\n")
     write_markdown(args.models, all_metrics, figs, prep)
-    print("report written:", os.path.join(args.models, "REPORT.md"))
+    print(f"report written by {args.implementation} in {time.time() - t0:.0f} s:",
+          os.path.join(args.models, "REPORT.md"))
 
 
 def write_markdown(models_dir, M, figs, prep):
@@ -321,10 +426,24 @@ def write_markdown(models_dir, M, figs, prep):
     A = L.append
     A("# StarFlow models: held-out test report")
     A("")
-    A("Produced by `models/train/report.py` (run by `python models/train/pipeline.py`) with the **Python reference "
-      "implementation** of the SCIENCE.md posterior math (`models/train/reference.py`), evaluating the shipped "
-      "`models/<name>/model.onnx` through onnxruntime (float32), 50 draws per star (numpy, fixed seed), 250-point grid. "
-      "Not yet produced by the starflow engine itself.")
+    by = M["produced_by"]
+    if by["implementation"] == "starflow":
+        A(f"Produced by the **starflow engine** ({by['starflow_version']}, repository commit {by['commit']}): "
+          "`models/train/report.py` writes the test stars' inputs (float64) to a Parquet file, and `starflow sql` "
+          "evaluates them with `starflow_estimate('age' | 'mass', ...)` (ML value, 1-sigma offsets, training density, "
+          "bitmask and posterior in one flow evaluation) on the shipped `models/<name>/model.onnx` (ONNX Runtime, "
+          f"float32): 50 draws per star from the engine's per-star RNG (`starflow.seed` = {by['seed']}), 250-point "
+          "grid. As a cross-check, the Python "
+          "reference implementation (`models/train/reference.py`, onnxruntime) recomputes every test star from the "
+          "engine's own draws (`tests/data/engine_draws.py`); the largest differences are given under each model.")
+    else:
+        A(f"Produced by the **Python reference implementation** of the SCIENCE.md posterior math "
+          f"(`models/train/reference.py`, repository commit {by['commit']}), evaluating the shipped "
+          "`models/<name>/model.onnx` through onnxruntime (float32), 50 draws per star (numpy, fixed seed), "
+          "250-point grid; not by the starflow engine.")
+    A("")
+    A(f"Regenerate without retraining (the data preparation and split are recomputed from `models/train/data.py`): "
+      f"`{by['command']}`. `python models/train/pipeline.py` runs the same after training.")
     A("")
     A("Only the **test stars** are used: 5% of the stars, chosen by star (KIC) with a fixed seed, never used for training "
       "or early stopping. Inputs are engine-like: DR17 Teff, [Fe/H], [C/Fe], [N/Fe] with their errors, and a "
@@ -350,6 +469,16 @@ def write_markdown(models_dir, M, figs, prep):
         A(f"Test stars: {m['n_test']}; without estimate: {m['n_no_estimate']}; flags: "
           + ", ".join(f"{k} {v}" for k, v in m["bit_counts"].items()) + ".")
         A("")
+        if "cross_check_vs_reference" in m:
+            c = m["cross_check_vs_reference"]
+            unit = "Gyr" if name == "age" else "Msun"
+            A(f"Engine vs reference (`reference.py` with onnxruntime float32 like the engine, on the engine's draws "
+              f"and inputs, {c['n']} stars): max |difference| {name} {c['max_abs_value']:.3g}, "
+              f"e_p_{name} {c['max_abs_e_p']:.3g}, e_n_{name} {c['max_abs_e_n']:.3g} {unit} "
+              f"(grid step {c['grid_step']:.3g}); training_density {c['max_rel_density']:.2g} relative; "
+              f"posterior {c['max_abs_posterior']:.2g} (the 250 values sum to 1); stars whose bitmask or "
+              f"estimate/no-estimate differ: {c['n_differing_bitmask_or_estimate']}.")
+            A("")
         dp = m["density_pass"]
         al = m["all_with_estimate"]
         sp = m["density_pass_real_spec_logg"]
