@@ -9,9 +9,10 @@ SET datafusion.execution.target_partitions = 1;
 
 -- Each model is evaluated once per star (starflow_estimate carries the summary and the posterior). Stars that ASPCAP
 -- flags bad are not evaluated: null numbers and bitmask 4 (BAD_INPUT), as for unusable labels.
+-- The id is written as a plain string (DataFusion reads Parquet strings as Utf8View, which not every reader takes).
 SELECT
     sdss_id,
-    sdss4_apogee_id,
+    arrow_cast(sdss4_apogee_id, 'Utf8') AS sdss4_apogee_id,
     catalogid,
     a['value'] AS age, a['e_p'] AS e_p_age, a['e_n'] AS e_n_age,
     m['value'] AS mass, m['e_p'] AS e_p_mass, m['e_n'] AS e_n_mass,

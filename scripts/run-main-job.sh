@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The main job: StarFlow ages and masses for a DR19 astraAllStarASPCAP catalogue (default: the bundled one).
+# The main job: the StarFlow catalogue (StarFlow_summary / _age_posterior / _mass_posterior.parquet, row-matched to the
+# input) of a DR19 astraAllStarASPCAP catalogue (default: the bundled one), and its figures (docs/VALIDATION.md).
 # Usage: scripts/run-main-job.sh [INPUT] [OUTPUT_DIR]     INPUT and OUTPUT_DIR may be local or s3:// (then set
-# AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, and STARFLOW_S3_ENDPOINT for an S3-compatible server).
+# AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, and STARFLOW_S3_ENDPOINT for an S3-compatible server). Figures are drawn
+# for local outputs, into OUTPUT_DIR/figures.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/starflow-target}
@@ -12,7 +14,12 @@ out=${2:-$here/out}
 cargo build --quiet --manifest-path "$here/Cargo.toml" --workspace --tests
 endpoint=()
 if [ -n "${STARFLOW_S3_ENDPOINT:-}" ]; then endpoint=(--s3-endpoint "$STARFLOW_S3_ENDPOINT"); fi
-case "$out" in *://*) ;; *) mkdir -p "$out" ;; esac
-cd "$here"
-"$CARGO_TARGET_DIR/debug/starflow" "${endpoint[@]}" run queries/dr19_inputs.sql queries/ages_masses.sql \
-  --define input="$input" -o "$out/starflow_ages_masses.parquet"
+"$CARGO_TARGET_DIR/debug/starflow" "${endpoint[@]}" catalog "$input" "$out"
+case "$out" in
+  *://*) echo "figures are drawn for local outputs only: run scripts/catalog_figures.py on a local copy" ;;
+  *) case "$input" in
+       *://*) echo "figures need a local input file (they read its labels): skipped" ;;
+       *) python=$("$here/scripts/python-env.sh")
+          "$python" "$here/scripts/catalog_figures.py" "$out" --input "$input" ;;
+     esac ;;
+esac

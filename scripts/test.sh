@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# The test suite, as CI runs it: installs the test tools (ONNX Runtime library, s3s-fs), then every test of the
-# workspace (unit, integration, CLI, S3, sqllogictest, model parity). Build products go to $CARGO_TARGET_DIR
+# The test suite, as CI runs it: installs the test tools (ONNX Runtime library, s3s-fs, the scripts' Python venv), then
+# every test of the workspace (unit, integration, CLI, S3, catalogue, sqllogictest, model parity), then the Python tests
+# (the reference posterior math, the catalogue figures). Build products go to $CARGO_TARGET_DIR
 # (default ~/.cache/starflow-target) so they survive between runs.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/starflow-target}
 "$here/scripts/install-test-tools.sh"
+python=$("$here/scripts/python-env.sh")
 cd "$here"
 cargo test --workspace "$@"
+"$python" models/train/test_reference.py
+"$python" scripts/test_catalog_figures.py

@@ -94,6 +94,7 @@ fn the_three_files_are_row_matched_with_their_schema_metadata_and_flags() {
     let schema = summary.schema();
     let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
     assert_eq!(names, SUMMARY);
+    assert_eq!(schema.field_with_name("sdss4_apogee_id").unwrap().data_type(), &DataType::Utf8, "a plain string");
     // Row-matched: same rows, same order, keys carried through.
     assert_eq!(ids(&summary), ids(&input));
     assert_eq!(i64s(&summary, "sdss_id"), input.column_by_name("sdss_id").unwrap().as_primitive::<Int64Type>().iter().collect::<Vec<_>>());
