@@ -104,11 +104,12 @@ def export_onnx(flow: nf.NormalizingFlow, path: str, opset: int = 17) -> None:
                           dynamic_axes={"x": {0: "N"}, "log_prob": {0: "N"}}, opset_version=opset, dynamo=False,
                           do_constant_folding=True)
     import onnx
+
+    import onnx_halves
     m = onnx.load(path)
     onnx.checker.check_model(m)
-    # keep the file small and self-describing
-    m.producer_name = "starflow models/train"
-    onnx.save(m, path)
+    # the same function without the export's Slice/Concat copies: ~2x faster in ONNX Runtime (onnx_halves.py)
+    onnx.save(onnx_halves.rewrite(m), path)
 
 
 def verify_onnx(flow: nf.NormalizingFlow, path: str, pool: np.ndarray, batch_sizes=(1, 7, 4096, 100000),

@@ -273,6 +273,8 @@ def run_model(name, prep, args, out_root):
         "epoch_definition": "one Adam step on one batch of 2^16 rows taken in turn from a shuffled fixed augmented "
                             "training set (500 draws per training star; reshuffled when exhausted)",
         "losses": {k: info["losses"][k] for k in ("train", "validation", "test")},
+        "onnx_graph": "the exported LogProb graph rewritten by models/train/onnx_halves.py (same weights, halves kept "
+                      "as separate tensors: no Slice/Concat copies)",
         "loss_definition": "mean negative log-likelihood in standardized space over the augmented (500 draws/star) "
                            "train/validation/test sets of the best-validation-epoch model; early stopping monitors a "
                            "fixed 2^16-row subset of the augmented validation set",
