@@ -142,20 +142,21 @@ impl Engine {
 }
 
 /// The models of `--models`/`STARFLOW_MODELS` must load; the bundled default may be absent (plain SQL still works,
-/// and the StarFlow functions then say which model is missing).
+/// and the StarFlow functions then say which model is missing). Every model is opened and probed on the device now
+/// (`ModelRegistry::load`): a broken model or a CUDA request that cannot be honoured stops the engine before any data
+/// is read.
 fn load_models(options: &EngineOptions) -> Result<ModelRegistry> {
     let explicit = options.models_dir.clone().or_else(|| std::env::var_os("STARFLOW_MODELS").map(Into::into));
     let dir = explicit.clone().unwrap_or_else(starflow_udfs::registry::default_models_dir);
-    let registry = if explicit.is_none() && !dir.is_dir() {
-        ModelRegistry::default()
-    } else {
-        ModelRegistry::load(&dir, options.device).map_err(data_error)?
-    };
-    // A device other than the CPU is checked now: a CUDA request is honoured or refused before any data is read.
-    if options.device != Device::Cpu {
-        for model in registry.models() {
-            model.open_session().map_err(DataFusionError::Execution)?;
-        }
+    if explicit.is_none() && !dir.is_dir() {
+        return Ok(ModelRegistry::default().with_threads(options.threads));
     }
+    let registry = ModelRegistry::load(&dir, options.device).map_err(|e| {
+        match starflow_udfs::onnx::check_device(options.device) {
+            // The machine's problem (ONNX Runtime missing, the device unusable) rather than the files': exit 1, not 4.
+            Err(machine) => DataFusionError::Execution(format!("{machine} (needed for the models in {})", dir.display())),
+            Ok(()) => data_error(e),
+        }
+    })?;
     Ok(registry.announcing(options.announce_models).with_threads(options.threads))
 }

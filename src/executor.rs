@@ -1,13 +1,14 @@
 //! The CPU runtime: query plans run here, on their own threads, so that StarFlow inference (seconds of CPU per batch)
 //! never occupies the runtime that drives network IO, progress and output. After InfluxDB 3's `DedicatedExecutor`.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use datafusion::common::{DataFusionError, Result};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{ExecutionPlan, execute_stream};
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use tokio::runtime::{Builder, Runtime};
 
 pub struct CpuExecutor {
@@ -31,22 +32,30 @@ impl CpuExecutor {
     }
 
     /// Execute `plan` on the CPU runtime; the returned stream can be polled from any runtime. Dropping it cancels the
-    /// query (the producer task stops at its next send).
+    /// query (the producer task stops at its next send). A panic while executing ends the stream with an error: a
+    /// silently closed channel would look like a complete result with fewer rows.
     pub fn execute(&self, plan: Arc<dyn ExecutionPlan>, task: Arc<TaskContext>) -> SendableRecordBatchStream {
         let schema = plan.schema();
         let (tx, rx) = tokio::sync::mpsc::channel(2);
         self.runtime().spawn(async move {
-            let mut stream = match execute_stream(plan, task) {
-                Ok(stream) => stream,
-                Err(e) => {
-                    let _ = tx.send(Err(e)).await;
-                    return;
+            let produce = async {
+                let mut stream = match execute_stream(plan, task) {
+                    Ok(stream) => stream,
+                    Err(e) => {
+                        let _ = tx.send(Err(e)).await;
+                        return;
+                    }
+                };
+                while let Some(batch) = stream.next().await {
+                    if tx.send(batch).await.is_err() {
+                        break;
+                    }
                 }
             };
-            while let Some(batch) = stream.next().await {
-                if tx.send(batch).await.is_err() {
-                    break;
-                }
+            if let Err(panic) = AssertUnwindSafe(produce).catch_unwind().await {
+                let message = panic.downcast_ref::<&str>().copied().or(panic.downcast_ref::<String>().map(String::as_str));
+                let message = format!("internal error (please report): {}", message.unwrap_or("a panic"));
+                let _ = tx.send(Err(DataFusionError::Execution(message))).await;
             }
         });
         let batches = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) });

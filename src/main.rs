@@ -17,11 +17,14 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
+    // A panic outside a query (those become query errors, executor.rs) is reported by the hook; exit as a runtime
+    // error (1), one of the documented codes, rather than Rust's 101.
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runtime.block_on(run(cli)))) {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) => {
             eprintln!("starflow: {e}");
             ExitCode::from(e.exit_code() as u8)
         }
+        Err(_) => ExitCode::FAILURE,
     }
 }

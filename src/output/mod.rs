@@ -14,10 +14,8 @@ use arrow::datatypes::SchemaRef;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use futures::StreamExt;
-use object_store::{ObjectStore, ObjectStoreExt};
-use object_store::buffered::BufWriter;
+use object_store::{MultipartUpload, ObjectStore, ObjectStoreExt};
 use object_store::path::Path as StorePath;
-use tokio::io::AsyncWriteExt;
 
 pub use format::{Encoder, OutputFormat};
 
@@ -60,7 +58,7 @@ impl OutputFile {
     pub fn stage(&self, format: OutputFormat, schema: SchemaRef) -> Result<StagedFile, CliError> {
         Ok(StagedFile {
             encoder: Encoder::new(format, schema).map_err(|e| CliError::runtime(e.to_string()))?,
-            writer: BufWriter::with_capacity(Arc::clone(&self.store), self.path.clone(), 8 << 20),
+            upload: Upload { store: Arc::clone(&self.store), path: self.path.clone(), buffer: Vec::new(), multipart: None },
             display: self.display.clone(),
         })
     }
@@ -71,46 +69,96 @@ impl OutputFile {
     }
 }
 
+/// Bytes above this go out as a multipart upload in parts of this size (S3 parts are 5 MiB to 5 GiB, at most 10,000).
+const PART_BYTES: usize = 8 << 20;
+
+/// The bytes of one output file: one PUT at the end when they fit in a part, else a multipart upload completed at the
+/// end. Any failure (of a part, the last one included, or of the completion) aborts the multipart upload, so neither
+/// an object nor orphan parts remain; object_store's `BufWriter` leaves the upload open when a part fails during its
+/// shutdown. Parts are sent one at a time: the query waits meanwhile, and memory stays at one part.
+struct Upload {
+    store: Arc<dyn ObjectStore>,
+    path: StorePath,
+    buffer: Vec<u8>,
+    multipart: Option<Box<dyn MultipartUpload>>,
+}
+
+impl Upload {
+    async fn write(&mut self, bytes: &[u8]) -> object_store::Result<()> {
+        self.buffer.extend_from_slice(bytes);
+        while self.buffer.len() >= PART_BYTES {
+            let rest = self.buffer.split_off(PART_BYTES);
+            let part = std::mem::replace(&mut self.buffer, rest);
+            let upload = match &mut self.multipart {
+                Some(upload) => upload,
+                None => self.multipart.insert(self.store.put_multipart(&self.path).await?),
+            };
+            upload.put_part(part.into()).await?;
+        }
+        Ok(())
+    }
+
+    async fn finish(mut self) -> object_store::Result<()> {
+        let Some(mut upload) = self.multipart.take() else {
+            // A single PUT: the object appears whole or not at all.
+            return self.store.put(&self.path, self.buffer.into()).await.map(drop);
+        };
+        let tail = std::mem::take(&mut self.buffer);
+        let result = async {
+            if !tail.is_empty() {
+                upload.put_part(tail.into()).await?;
+            }
+            upload.complete().await
+        }
+        .await;
+        if result.is_err() {
+            let _ = upload.abort().await;
+        }
+        result.map(drop)
+    }
+
+    async fn abort(mut self) {
+        if let Some(mut upload) = self.multipart.take() {
+            let _ = upload.abort().await;
+        }
+    }
+}
+
 /// An output file being written, batch by batch.
 pub struct StagedFile {
     encoder: Encoder,
-    writer: BufWriter,
+    upload: Upload,
     display: String,
 }
 
 impl StagedFile {
     pub async fn write(&mut self, batch: &RecordBatch) -> Result<(), CliError> {
         let bytes = self.encoder.write(batch).map_err(|e| CliError::runtime(e.to_string()))?;
-        put(&mut self.writer, &self.display, bytes).await
+        self.upload.write(&bytes).await.map_err(|e| CliError::output(format!("{}: {e}", self.display)))
     }
 
     /// Finish the format and complete the upload: only now does the file stand under its final name.
-    pub async fn finish(self) -> Result<(), CliError> {
-        let Self { encoder, mut writer, display } = self;
-        let tail = encoder.finish().map_err(|e| CliError::runtime(e.to_string()));
-        if let Err(e) = match tail {
-            Ok(tail) => put(&mut writer, &display, tail).await,
-            Err(e) => Err(e),
-        } {
-            let _ = writer.abort().await;
-            return Err(e);
+    pub async fn finish(mut self) -> Result<(), CliError> {
+        let tail = match self.encoder.finish() {
+            Ok(tail) => tail,
+            Err(e) => {
+                self.upload.abort().await;
+                return Err(CliError::runtime(e.to_string()));
+            }
+        };
+        let display = self.display;
+        let failed = |e: object_store::Error| CliError::output(format!("{display}: {e}"));
+        if let Err(e) = self.upload.write(&tail).await {
+            self.upload.abort().await;
+            return Err(failed(e));
         }
-        // A failed completion leaves nothing behind (a failed PUT writes nothing; object_store aborts a multipart
-        // upload whose completion fails), and the writer cannot be aborted after it.
-        writer.shutdown().await.map_err(|e| CliError::output(format!("{display}: {e}")))
+        self.upload.finish().await.map_err(failed)
     }
 
     /// Drop the staged bytes: nothing appears under the final name.
-    pub async fn abort(mut self) {
-        let _ = self.writer.abort().await;
+    pub async fn abort(self) {
+        self.upload.abort().await;
     }
-}
-
-async fn put(writer: &mut BufWriter, display: &str, bytes: Vec<u8>) -> Result<(), CliError> {
-    if bytes.is_empty() {
-        return Ok(());
-    }
-    writer.put(bytes.into()).await.map_err(|e| CliError::output(format!("{display}: {e}")))
 }
 
 pub struct Sink {

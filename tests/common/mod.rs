@@ -1,6 +1,9 @@
 //! Shared test fixtures: the starflow binary, a real S3-compatible server (s3s-fs) on 127.0.0.1, Parquet files.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod fault_proxy;
+pub mod properties;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -26,7 +29,12 @@ pub fn bundled_catalogue() -> PathBuf {
 /// The starflow binary with a clean environment: no AWS settings leak in from the machine, and credentials are
 /// always explicit (so object_store never falls back to the cloud instance-metadata address).
 pub fn starflow() -> assert_cmd::Command {
-    let mut cmd = assert_cmd::Command::cargo_bin("starflow").expect("starflow binary");
+    assert_cmd::Command::from_std(starflow_std())
+}
+
+/// [`starflow`] as a `std::process::Command`, for tests that spawn it and act while it runs.
+pub fn starflow_std() -> Command {
+    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("starflow"));
     for var in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT", "AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION", "STARFLOW_MODELS", "STARFLOW_DEVICE", "STARFLOW_THREADS"] {
         cmd.env_remove(var);
     }
@@ -93,11 +101,21 @@ impl S3Server {
 
     /// starflow with this server's endpoint and credentials.
     pub fn starflow(&self) -> assert_cmd::Command {
-        let mut cmd = starflow();
+        self.starflow_via(&self.endpoint)
+    }
+
+    /// starflow with this server's credentials and another endpoint (a proxy in front of it).
+    pub fn starflow_via(&self, endpoint: &str) -> assert_cmd::Command {
+        assert_cmd::Command::from_std(self.starflow_std_via(endpoint))
+    }
+
+    /// [`Self::starflow_via`] as a `std::process::Command`.
+    pub fn starflow_std_via(&self, endpoint: &str) -> Command {
+        let mut cmd = starflow_std();
         cmd.env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
             .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
             .env("AWS_REGION", "us-east-1")
-            .args(["--s3-endpoint", &self.endpoint]);
+            .args(["--s3-endpoint", endpoint]);
         cmd
     }
 
@@ -144,4 +162,11 @@ pub fn read_parquet(path: &Path) -> Vec<RecordBatch> {
 
 pub fn stdout_of(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The secret key appears nowhere in what starflow printed.
+pub fn assert_no_secret(output: &std::process::Output) {
+    for (name, text) in [("stdout", &output.stdout), ("stderr", &output.stderr)] {
+        assert!(!String::from_utf8_lossy(text).contains(SECRET_KEY), "the secret key is in {name}");
+    }
 }

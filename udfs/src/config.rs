@@ -3,7 +3,7 @@
 use datafusion::common::config::ConfigExtension;
 use datafusion::common::extensions_options;
 
-use crate::inference::Options;
+use crate::inference::{Options, rows_per_star};
 use crate::model::Model;
 
 extensions_options! {
@@ -13,9 +13,8 @@ extensions_options! {
         pub draws: usize, default = 0
         /// Seed of the per-star draws: together with a star's inputs it fixes its numbers.
         pub seed: u64, default = 20251123
-        /// Flow rows per ONNX Runtime call (whole stars: at least one, 12,500 rows at 50 draws). ONNX Runtime keeps a
-        /// few [rows, 16] float32 intermediates per layer: 25,000 rows keep them near the 1-2 MiB L2 cache; 262,144
-        /// ran ~25% slower here with 3x the memory (docs/PERFORMANCE.md).
+        /// Flow rows per task of the inference pool (whole stars: at least one, 12,500 rows at 50 draws); each star
+        /// is its own ONNX Runtime call, so that its numbers never depend on the stars beside it (inference.rs).
         pub chunk_rows: usize, default = 25000
     }
 }
@@ -25,11 +24,10 @@ impl ConfigExtension for StarflowConfig {
 }
 
 impl StarflowConfig {
-    pub fn options_for(&self, model: &Model) -> Options {
-        Options {
-            draws: if self.draws == 0 { model.manifest.default_draws } else { self.draws },
-            seed: self.seed,
-            chunk_rows: self.chunk_rows.max(1),
-        }
+    /// The options of a call to `model`, or why `starflow.draws` cannot be used with it.
+    pub fn options_for(&self, model: &Model) -> Result<Options, String> {
+        let draws = if self.draws == 0 { model.manifest.default_draws } else { self.draws };
+        rows_per_star(draws, model.eval_points.len()).map_err(|e| format!("starflow.draws = {}: {e}", self.draws))?;
+        Ok(Options { draws, seed: self.seed, chunk_rows: self.chunk_rows.max(1) })
     }
 }

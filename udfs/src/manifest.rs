@@ -133,9 +133,7 @@ impl Manifest {
         if self.target.transform == Transform::Log10 && g.start < 0.0 {
             return Err("a log10 target needs a grid of non-negative values".into());
         }
-        if self.default_draws == 0 {
-            return Err("default_draws must be at least 1".into());
-        }
+        crate::inference::rows_per_star(self.default_draws, g.num).map_err(|e| format!("default_draws and grid: {e}"))?;
         let d = &self.density;
         if !(d.scale.is_finite() && d.scale > 0.0 && d.threshold.is_finite() && d.threshold >= 0.0) {
             return Err("density scale must be finite and > 0, threshold finite and >= 0".into());
@@ -178,6 +176,9 @@ pub(crate) mod tests {
         assert!(check(|v| v["labels"][1]["name"] = "logg_seis".into()).unwrap_err().contains("labels must be"));
         assert!(check(|v| v["target"]["grid"]["num"] = 1.into()).unwrap_err().contains("grid"));
         assert!(check(|v| v["density"]["scale"] = (-1.0).into()).unwrap_err().contains("density"));
+        assert!(check(|v| v["default_draws"] = 0.into()).unwrap_err().contains("between 1 and"));
+        // 10^12 grid points would be allocated (and 50 x 10^12 flow rows per star): refused, not an out-of-memory abort.
+        assert!(check(|v| v["target"]["grid"]["num"] = 1_000_000_000_000u64.into()).unwrap_err().contains("draws x grid points"));
         assert!(check(|v| v.as_object_mut().unwrap().remove("density").map(|_| ()).unwrap()).unwrap_err().contains("density"));
     }
 

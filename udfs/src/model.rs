@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use ort::session::Session;
+use ort::value::TensorRef;
 
 use crate::manifest::{Manifest, Transform};
 use crate::onnx::{Device, create_session};
@@ -119,6 +120,40 @@ impl Model {
             }
             f(sessions.get_mut(&self.id).expect("inserted above"))
         })
+    }
+
+    /// Evaluate standardized `rows` (row-major `[n, 6]`) and hand their `n` log-densities to `f`.
+    pub(crate) fn log_prob<T>(&self, session: &mut Session, rows: &[f32], f: impl FnOnce(&[f32]) -> T) -> Result<T, String> {
+        let file = self.onnx_path.display();
+        let onnx = &self.manifest.onnx;
+        let n_rows = rows.len() / 6;
+        let input = TensorRef::from_array_view(([n_rows, 6usize], rows)).map_err(|e| format!("{file}: {e}"))?;
+        let outputs = session
+            .run(ort::inputs![onnx.input.as_str() => input])
+            .map_err(|e| format!("{file}: inference failed: {e}"))?;
+        let (_, log_prob) = outputs[onnx.output.as_str()]
+            .try_extract_tensor::<f32>()
+            .map_err(|e| format!("{file}: unexpected output: {e}"))?;
+        if log_prob.len() != n_rows {
+            return Err(format!("{file}: {} outputs for {n_rows} rows", log_prob.len()));
+        }
+        Ok(f(log_prob))
+    }
+
+    /// Open a session on the model's device and evaluate a probe: two rows at the standardized origin, the centre of
+    /// the training data, where any working flow has a finite density. A file that ONNX Runtime cannot open, with the
+    /// wrong inputs or outputs, that fails to run or gives NaN there is refused when the model is loaded, instead of
+    /// at its first star (or with null numbers for every star).
+    pub fn check(&self) -> Result<(), String> {
+        let mut session = self.open_session()?;
+        let finite = self.log_prob(&mut session, &[0.0; 12], |lp| lp.iter().all(|v| v.is_finite()))?;
+        if !finite {
+            return Err(format!(
+                "{}: the log-density at the centre of the training data (the standardized origin) is not finite",
+                self.onnx_path.display()
+            ));
+        }
+        Ok(())
     }
 
     /// A new session, checked against the manifest: one float32 input `[N, 6]`, one float32 output `[N]`.

@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 
 use ort::environment::Environment;
 use ort::session::Session;
-use ort::session::builder::GraphOptimizationLevel;
+use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
 
 /// Where flows are evaluated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -89,24 +89,34 @@ pub fn init() -> Result<&'static Runtime, String> {
         .map_err(Clone::clone)
 }
 
-/// A session for one model on one thread: a single intra-op thread, since starflow parallelises across partitions
-/// (measured on 2 cores: 1 thread per session beats 2 intra-op threads).
-pub fn create_session(model: &Path, device: Device) -> Result<Session, String> {
+/// Session options on `device`: a single intra-op thread, since starflow parallelises across stars (measured on 2
+/// cores: 1 thread per session beats 2 intra-op threads). Fails when ONNX Runtime cannot be loaded or the device used.
+fn session_builder(device: Device) -> Result<SessionBuilder, String> {
     let runtime = init()?;
-    let context = |e: ort::Error| format!("{}: {e}", model.display());
+    let configure = |e: ort::Error| format!("cannot configure an ONNX Runtime session: {e}");
     let mut builder = Session::builder(&runtime.environment)
-        .map_err(context)?
+        .map_err(configure)?
         .with_optimization_level(GraphOptimizationLevel::Level3)
-        .map_err(|e| context(e.into()))?
+        .map_err(|e| configure(e.into()))?
         .with_intra_threads(1)
-        .map_err(|e| context(e.into()))?;
+        .map_err(|e| configure(e.into()))?;
     if let Device::Cuda(id) = device {
         let cuda = ort::ep::CUDA::default().with_device_id(id).build().error_on_failure();
         builder = builder.with_execution_providers([cuda]).map_err(|e| {
             format!("device {device} was requested but cannot be used: {e}")
         })?;
     }
-    builder.commit_from_file(model).map_err(context)
+    Ok(builder)
+}
+
+/// Check that ONNX Runtime loads and `device` can be used: the machine's part of loading models, not the files'.
+pub fn check_device(device: Device) -> Result<(), String> {
+    session_builder(device).map(drop)
+}
+
+/// A session for one model on one thread.
+pub fn create_session(model: &Path, device: Device) -> Result<Session, String> {
+    session_builder(device)?.commit_from_file(model).map_err(|e| format!("{}: {e}", model.display()))
 }
 
 #[cfg(test)]

@@ -71,7 +71,8 @@ fn sha256_hex(path: &Path) -> Result<String, String> {
 
 impl ModelRegistry {
     /// Load every model directory under `dir`. A directory with a manifest that is invalid, or whose ONNX file is
-    /// missing or does not match its recorded sha256, is an error naming the file: a model is served whole or not at all.
+    /// missing, does not match its recorded sha256 or fails [`Model::check`] on `device`, is an error naming the file:
+    /// a model is served whole or not at all. ONNX Runtime must be loadable when there is a model to check.
     pub fn load(dir: &Path, device: Device) -> Result<Self, String> {
         let entries = std::fs::read_dir(dir).map_err(|e| format!("models directory {}: {e}", dir.display()))?;
         let mut dirs: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.join("manifest.json").is_file()).collect();
@@ -98,7 +99,9 @@ impl ModelRegistry {
                 return Err(format!("{}: sha256 {actual} does not match the manifest's {expected}", onnx.display()));
             }
         }
-        Ok(Model::from_manifest(manifest, dir, device))
+        let model = Model::from_manifest(manifest, dir, device);
+        model.check()?;
+        Ok(model)
     }
 
     /// Evaluate flows on `threads` threads (default: one per core).

@@ -77,15 +77,22 @@ pub(crate) fn coerce_star_args(function: &str, arg_types: &[DataType], leading: 
             DataType::Dictionary(_, value) => value.as_ref(),
             other => other,
         };
+        let text = matches!(base, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View);
         if i < leading {
-            if !matches!(base, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) {
+            if !text {
                 return plan_err!("{function}: the model name must be a string literal such as 'age', got {t}");
             }
             out.push(DataType::Utf8);
         } else if base.is_numeric() || base.is_null() {
             out.push(DataType::Float64);
         } else {
-            return plan_err!("{function}: argument {} ({}) must be numeric, got {t}", i + 1, STAR_ARGS[i - leading]);
+            let name = STAR_ARGS[i - leading];
+            let hint = if text {
+                format!(" (numbers stored as text: TRY_CAST({name} AS DOUBLE), null and so BAD_INPUT where not a number)")
+            } else {
+                String::new()
+            };
+            return plan_err!("{function}: argument {} ({name}) must be numeric, got {t}{hint}", i + 1);
         }
     }
     Ok(out)

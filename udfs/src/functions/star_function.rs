@@ -143,7 +143,7 @@ impl StarFunction {
             None => (model_from_arg(self.name, &self.registry, &args.args[0])?, &args.args[1..]),
         };
         let config = args.config_options.extensions.get::<StarflowConfig>().cloned().unwrap_or_default();
-        let options = config.options_for(&model);
+        let options = config.options_for(&model).map_err(DataFusionError::Configuration)?;
         let stars = star_inputs(star_args, args.number_rows)?;
         let keep_posterior = matches!(self.output, StarOutput::Posterior | StarOutput::Estimate);
         let estimates = estimate_batch(&model, &stars, &options, keep_posterior, self.registry.pool())
