@@ -154,3 +154,38 @@ fn sql_results_match_the_python_reference_for_the_same_stars() {
         }
     }
 }
+
+/// `ORDER BY key LIMIT n` over a flow call evaluates the n stars kept, not the whole table (plan_rules.rs), with the
+/// numbers of the subquery form; a sort on the flow's own output still needs every star, and gets the right top n.
+#[test]
+fn a_topk_evaluates_only_the_stars_it_keeps() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let e = engine(2, 64);
+        let model = e.models().require("age").unwrap();
+        run(&e, &view(200)).await;
+        let call = format!("starflow_age({ARGS})");
+        let count = async |sql: &str| {
+            let before = model.stars_evaluated();
+            let out = rows(&run(&e, sql).await);
+            (out, model.stars_evaluated() - before)
+        };
+        let fields = "a['age'], a['e_p_age'], a['e_n_age'], a['training_density'], a['bitmask']";
+        let (top, n) = count(&format!("SELECT id, {fields} FROM (SELECT id, {call} AS a FROM stars) ORDER BY id LIMIT 5")).await;
+        assert_eq!((top.len(), n), (5, 5), "five stars evaluated for the top five");
+        let (kept_first, _) = count(&format!(
+            "SELECT id, {fields} FROM (SELECT id, {call} AS a FROM (SELECT * FROM stars ORDER BY id LIMIT 5))"
+        ))
+        .await;
+        assert_eq!(top, kept_first);
+        let (all, n) = count(&format!("SELECT id, {fields} FROM (SELECT id, {call} AS a FROM stars)")).await;
+        assert_eq!(n, 200);
+        let (by_age, n) = count(&format!("SELECT id, {fields} FROM (SELECT id, {call} AS a FROM stars) ORDER BY a['age'] DESC, id LIMIT 3")).await;
+        assert_eq!(n, 200, "a sort on the age needs every age");
+        let mut expected = all.clone();
+        expected.sort_by(|x, y| y.1.partial_cmp(&x.1).unwrap().then(x.0.cmp(&y.0)));
+        let mut by_age_sorted = by_age.clone();
+        by_age_sorted.sort_by(|x, y| y.1.partial_cmp(&x.1).unwrap().then(x.0.cmp(&y.0)));
+        assert_eq!(by_age_sorted, expected[..3].to_vec());
+    });
+}
