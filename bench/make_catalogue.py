@@ -1,0 +1,79 @@
+"""A synthetic DR19 astraAllStarASPCAP catalogue for benchmarks: N stars resampled (with replacement) from the bundled
+real stars and perturbed within their errors, in the bundled file's exact schema.
+
+    python bench/make_catalogue.py N OUT.parquet [--seed S]
+
+teff, logg, fe_h, c_h and n_h get a Gaussian offset of their own e_* column; the errors are kept. sdss_id and catalogid
+are unique (the bundled ones are null); sdss4_apogee_id is the parent star's, so it repeats. The key-value metadata
+says `synthetic: true` with generator, seed and source, so the file cannot be mistaken for survey data. Rows are
+generated and written one row group at a time, so memory stays flat for any N.
+"""
+import argparse
+import datetime
+import hashlib
+import json
+import os
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+SOURCE = os.path.join(ROOT, "examples", "data", "astraAllStarASPCAP_apokasc3.parquet")
+PERTURBED = ["teff", "logg", "fe_h", "c_h", "n_h"]
+ROW_GROUP = 65536
+# Far from any real SDSS-V id, so a synthetic row can never be joined to a real one by accident.
+SDSS_ID_BASE = 9_000_000_000_000
+CATALOGID_BASE = 9_100_000_000_000
+
+
+def sha256(path):
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def write_catalogue(n, out, seed=1):
+    source = pq.read_table(SOURCE)
+    schema = source.schema.remove_metadata()  # the source's per-row metadata describes its own rows, not ours
+    provenance = {
+        "synthetic": True,
+        "generator": "bench/make_catalogue.py",
+        "seed": seed,
+        "rows": n,
+        "source": os.path.relpath(SOURCE, ROOT),
+        "source_sha256": sha256(SOURCE),
+        "method": "rows resampled with replacement from the source; " + ", ".join(PERTURBED)
+                  + " each + N(0, its e_* column), computed in float64 and stored as float32; errors kept; "
+                  "sdss_id and catalogid unique and synthetic; sdss4_apogee_id is the parent star's",
+        "date": datetime.date.today().isoformat(),
+    }
+    schema = schema.with_metadata({"synthetic": "true", "starflow.provenance": json.dumps(provenance)})
+    rng = np.random.default_rng(seed)
+    tmp = out + ".tmp"
+    with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+        for start in range(0, n, ROW_GROUP):
+            rows = min(ROW_GROUP, n - start)
+            chunk = source.take(rng.integers(0, source.num_rows, size=rows))
+            ids = np.arange(start, start + rows, dtype=np.int64)
+            columns = {"sdss_id": SDSS_ID_BASE + ids, "catalogid": CATALOGID_BASE + ids}
+            for name in PERTURBED:
+                value = chunk[name].to_numpy().astype(np.float64)
+                error = chunk["e_" + name].to_numpy().astype(np.float64)
+                columns[name] = (value + error * rng.standard_normal(rows)).astype(np.float32)
+            arrays = [pa.array(columns[f.name], f.type) if f.name in columns else chunk[f.name] for f in schema]
+            writer.write_table(pa.Table.from_arrays(arrays, schema=schema), row_group_size=ROW_GROUP)
+    os.replace(tmp, out)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    ap.add_argument("n", type=int, nargs="?", default=100_000)
+    ap.add_argument("out")
+    ap.add_argument("--seed", type=int, default=1)
+    a = ap.parse_args()
+    write_catalogue(a.n, a.out, a.seed)
+    print(f"{a.n} synthetic stars -> {a.out}")
+
+
+if __name__ == "__main__":
+    main()

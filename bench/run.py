@@ -1,0 +1,269 @@
+"""Side-by-side benchmark on the same stars: starflow, the paper's normflows/PyTorch stack, onnxruntime from Python.
+
+    python bench/run.py [--stars 100000] [--subset 1000] [--threads 2] [--models age,mass] [--keep] [--json PATH]
+
+1. A synthetic DR19 catalogue of --stars stars (bench/make_catalogue.py).
+2. starflow end to end on all of it (queries/dr19_inputs.sql + queries/ages_masses.sql, or bench/ages.sql with
+   --models age), in its own process: wall time, CPU time, peak RSS (from wait4's rusage of that process).
+3. The Python baselines (bench/baseline.py: normflows/PyTorch and onnxruntime on --threads threads with reference.py's
+   800,000-row calls, onnxruntime on 1 thread with cache-sized 25,000-row calls) on the first --subset stars of the
+   same catalogue, with the engine's own draws (tests/data/engine_draws.py, default seed), so every star compares.
+4. Agreement of the three on the subset (parity tolerances of tests/udf_queries.rs); exit 1 if any star disagrees.
+5. numpy float32 sgemm on 1 and --threads threads, the ceiling for flow evaluations if they were pure matrix work.
+Prints a table and writes JSON (default bench/results/<date>-<stars>.json).
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import pyarrow.parquet as pq
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.normpath(os.path.join(HERE, ".."))
+sys.path.insert(0, os.path.join(ROOT, "tests", "data"))
+import engine_draws  # noqa: E402
+from make_catalogue import write_catalogue  # noqa: E402
+
+DRAWS = 50
+GRID = {"age": 14.0 / 249.0, "mass": 3.0 / 249.0}          # grid steps (tolerance units)
+EVALS = {"age": DRAWS * 250, "mass": DRAWS * 249}          # flow evaluations per star: the mass grid's M = 0 is skipped
+# One coupling block's MLP 3->16->16->6 is 3*16 + 16*16 + 16*6 = 400 multiply-adds; 6 blocks, 2 FLOP each. Biases,
+# ReLU, exp and the affine update add ~10% more elementwise work, not counted (they are not sgemm-shaped anyway).
+FLOP_PER_EVAL = 6 * 2 * (3 * 16 + 16 * 16 + 16 * 6)
+SGEMM = """
+import time, numpy as np
+n = 2048
+a = np.random.default_rng(0).random((n, n), dtype=np.float32); b = a.T.copy(); a @ b
+best = min((lambda t: (a @ b, time.perf_counter() - t)[1])(time.perf_counter()) for _ in range(5))
+print(2 * n**3 / best / 1e9)
+"""
+
+
+def busy_cpu_seconds():
+    """CPU seconds the whole machine has spent busy since boot (/proc/stat): the shared machine's other load shows up
+    as busy time that is not ours."""
+    fields = [int(v) for v in open("/proc/stat").readline().split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # minus idle and iowait
+
+
+def measured(cmd, log_path):
+    """Run cmd to completion: wall seconds, CPU seconds and peak RSS (MiB) of that process alone (wait4), and the CPU
+    seconds other processes took meanwhile."""
+    with open(log_path, "w") as log:
+        t0, busy0 = time.perf_counter(), busy_cpu_seconds()
+        p = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        _, status, ru = os.wait4(p.pid, 0)
+        wall, busy = time.perf_counter() - t0, busy_cpu_seconds() - busy0
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"{cmd[0]} failed ({os.waitstatus_to_exitcode(status)}):\n" + open(log_path).read()[-3000:])
+    cpu = ru.ru_utime + ru.ru_stime
+    return {"seconds": wall, "process_seconds": wall, "cpu_seconds": cpu, "others_cpu_seconds": max(busy - cpu, 0.0),
+            "peak_rss_mib": ru.ru_maxrss / 1024}
+
+
+def sgemm_gflops(threads):
+    env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
+    out = subprocess.run([sys.executable, "-c", SGEMM], env=env, check=True, capture_output=True, text=True).stdout
+    return float(out)
+
+
+def view_inputs(catalogue, k):
+    """The first k stars as queries/dr19_inputs.sql gives them to the UDFs: float32 arithmetic, then widened."""
+    names = ["sdss_id", "teff", "e_teff", "logg", "e_logg", "fe_h", "e_fe_h", "c_h", "e_c_h", "n_h", "e_n_h"]
+    t = next(pq.ParquetFile(catalogue).iter_batches(batch_size=k, columns=names))
+    c = {name: t[name].to_numpy().astype(np.float32) for name in names[1:]}
+    labels = [c["teff"], c["logg"], c["fe_h"], c["c_h"] - c["fe_h"], c["n_h"] - c["fe_h"]]
+    errors = [c["e_teff"], c["e_logg"], c["e_fe_h"], np.sqrt(c["e_c_h"] * c["e_c_h"] + c["e_fe_h"] * c["e_fe_h"]),
+              np.sqrt(c["e_n_h"] * c["e_n_h"] + c["e_fe_h"] * c["e_fe_h"])]
+    return t["sdss_id"].to_numpy(), np.stack(labels, 1).astype(np.float64), np.stack(errors, 1).astype(np.float64)
+
+
+def agreement(a, b, step):
+    """Star-by-star check of two implementations' summaries of one model: maximum within one grid step, interval
+    bounds (value + e_p, value + e_n) within a quarter step, training density within 1e-3 relative."""
+    fails, worst = [], {"value_steps": 0.0, "bound_steps": 0.0, "density_rel": 0.0}
+    for i in range(len(a["value"])):
+        va, vb = a["value"][i], b["value"][i]
+        if (va is None) != (vb is None):
+            fails.append((i, "estimate present in one only"))
+        elif va is not None:
+            dv = abs(va - vb) / step
+            db = max(abs(va + a[k][i] - vb - b[k][i]) for k in ("e_p", "e_n")) / step
+            worst["value_steps"], worst["bound_steps"] = max(worst["value_steps"], dv), max(worst["bound_steps"], db)
+            if dv > 1 + 1e-9 or db > 0.25:
+                fails.append((i, f"value {va} vs {vb}, bounds differ by {db:.3f} steps"))
+        da, dd = a["training_density"][i], b["training_density"][i]
+        if (da is None) != (dd is None):
+            fails.append((i, "density present in one only"))
+        elif da is not None and dd != 0:
+            r = abs(da / dd - 1)
+            worst["density_rel"] = max(worst["density_rel"], r)
+            if r > 1e-3:
+                fails.append((i, f"density {da} vs {dd}"))
+    bitmask_diff = sum(x != y for x, y in zip(a["bitmask"], b["bitmask"]))
+    return {"stars": len(a["value"]), "failures": len(fails), "first_failures": fails[:5], "worst": worst,
+            "bitmask_differences": bitmask_diff}
+
+
+def machine():
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    mem = next(l.split()[1] for l in open("/proc/meminfo") if l.startswith("MemTotal"))
+    return {"nproc": os.cpu_count(), "cpu": cpu, "mem_gib": round(int(mem) / 2**20, 1), "kernel": platform.release(),
+            "python": platform.python_version(), "numpy": np.__version__}
+
+
+def git_commit():
+    def git(*args):
+        return subprocess.run(["git", "-C", ROOT, *args], capture_output=True, text=True).stdout.strip()
+    rev, dirty = git("rev-parse", "--short", "HEAD"), git("status", "--porcelain", "--untracked-files=no")
+    return rev + ("-dirty" if dirty else "")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    ap.add_argument("--stars", type=int, default=100_000, help="catalogue size, all run through starflow")
+    ap.add_argument("--subset", type=int, default=1000, help="stars for the Python baselines and the agreement check")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--models", default="age,mass", choices=["age,mass", "age"])
+    ap.add_argument("--seed", type=int, default=1, help="catalogue seed")
+    ap.add_argument("--starflow", default=os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.expanduser(
+        "~/.cache/starflow-target")), "debug", "starflow"))
+    ap.add_argument("--json", help="result file (default bench/results/<date>-<stars>.json)")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary directory (catalogue, outputs, logs)")
+    a = ap.parse_args()
+    models = a.models.split(",")
+    subset = min(a.subset, a.stars)
+    if not os.access(a.starflow, os.X_OK):
+        sys.exit(f"no starflow binary at {a.starflow} (build it, or pass --starflow)")
+    tmp = tempfile.mkdtemp(prefix="starflow-bench-")
+    version = subprocess.run([a.starflow, "--version"], capture_output=True, text=True).stdout.strip()
+    res = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "machine": machine(), "git": git_commit(),
+           "starflow_version": version, "starflow_binary": a.starflow,
+           "starflow_binary_mtime": time.ctime(os.path.getmtime(a.starflow)), "stars": a.stars, "subset": subset,
+           "threads": a.threads, "models": models, "draws": DRAWS, "flop_per_eval": FLOP_PER_EVAL,
+           "loadavg_start": os.getloadavg()}
+    try:
+        catalogue = os.path.join(tmp, "catalogue.parquet")
+        write_catalogue(a.stars, catalogue, a.seed)
+        res["sgemm_gflops"] = {str(t): sgemm_gflops(t) for t in sorted({1, a.threads})}
+
+        # starflow: the whole catalogue, one process, as a user runs it
+        query = os.path.join(HERE, "ages.sql") if models == ["age"] else \
+            os.path.join(ROOT, "queries", "ages_masses.sql")
+        out = os.path.join(tmp, "starflow.parquet")
+        cmd = [a.starflow, "-q", "--threads", str(a.threads), "run", os.path.join(ROOT, "queries", "dr19_inputs.sql"),
+               query, "--define", f"input={catalogue}", "-o", out]
+        res["starflow_command"] = " ".join(cmd)
+        print("starflow:", res["starflow_command"], flush=True)
+        runs = {"starflow": dict(measured(cmd, os.path.join(tmp, "starflow.log")), stars=a.stars)}
+        if time.ctime(os.path.getmtime(a.starflow)) != res["starflow_binary_mtime"]:
+            print("WARNING: the starflow binary was replaced while it ran: the recorded version may be wrong")
+
+        # the baselines: same stars (the subset), same draws
+        ids, labels, errors = view_inputs(catalogue, subset)
+        t0 = time.perf_counter()
+        draws = np.array([engine_draws.sample_labels(engine_draws.DEFAULT_SEED, x.tolist(), e.tolist(), DRAWS)
+                          for x, e in zip(labels, errors)])
+        res["python_draws_seconds"] = time.perf_counter() - t0  # pure-Python port, not part of any timing below
+        inputs = os.path.join(tmp, "inputs.npz")
+        np.savez(inputs, labels=labels, errors=errors, draws=draws)
+        # reference.py's default calls of 64 stars (800,000 rows), and the tuned user's cache-sized 2-star calls (the
+        # engine's chunk), on one core: ONNX Runtime runs ~2x faster per row when its intermediates stay in L2
+        baselines = {"normflows/PyTorch": ("torch", a.threads, 64), "onnxruntime (Python)": ("ort", a.threads, 64),
+                     "onnxruntime (Python), 1 thr, 2-star": ("ort", 1, 2)}
+        summaries = {}
+        for name, (kind, threads, chunk) in baselines.items():
+            print(f"{name}: {subset} stars", flush=True)
+            path = os.path.join(tmp, f"{kind}{threads}-{chunk}.json")
+            proc = measured([sys.executable, os.path.join(HERE, "baseline.py"), kind, inputs, path, "--threads",
+                             str(threads), "--models", a.models, "--chunk-stars", str(chunk)], path + ".log")
+            got = json.load(open(path))
+            summaries[name] = got["models"]
+            runs[name] = dict(proc, stars=subset, threads=threads, chunk_stars=chunk, versions=got["versions"],
+                              raw_log_prob_evals_per_s=got["raw_evals_per_s"],
+                              seconds=sum(v["seconds"] for v in got["models"].values()),
+                              loop_cpu_seconds=sum(v["cpu_seconds"] for v in got["models"].values()),
+                              seconds_per_model={m: v["seconds"] for m, v in got["models"].items()})
+
+        # starflow's rows for the subset, by sdss_id
+        t = pq.read_table(out, columns=["sdss_id"] + [c.format(m) for m in models for c in
+                                                    ["{}", "e_p_{}", "e_n_{}", "{}_training_density", "{}_bitmask"]])
+        row = {v: i for i, v in enumerate(t["sdss_id"].to_pylist())}
+        t = t.take([row[i] for i in ids.tolist()])
+        summaries["starflow"] = {m: {"value": t[m].to_pylist(), "e_p": t[f"e_p_{m}"].to_pylist(),
+                                     "e_n": t[f"e_n_{m}"].to_pylist(),
+                                     "training_density": t[f"{m}_training_density"].to_pylist(),
+                                     "bitmask": t[f"{m}_bitmask"].to_pylist()} for m in models}
+        pairs = [("starflow", name) for name in baselines] + [("normflows/PyTorch", "onnxruntime (Python)")]
+        res["agreement"] = {f"{x} vs {y}": {m: agreement(summaries[x][m], summaries[y][m], GRID[m]) for m in models}
+                            for x, y in pairs}
+
+        evals_per_star = sum(EVALS[m] for m in models)
+        for r in runs.values():
+            r["star_models_per_s"] = r["stars"] * len(models) / r["seconds"]
+            r["evals_per_s"] = r["stars"] * evals_per_star / r["seconds"]
+            r["gflops"] = r["evals_per_s"] * FLOP_PER_EVAL / 1e9
+            # per CPU-second: what a core does, whatever else ran on the shared machine
+            r["evals_per_cpu_s"] = r["stars"] * evals_per_star / r.get("loop_cpu_seconds", r["cpu_seconds"])
+        for name, r in runs.items():
+            r["starflow_speedup"] = runs["starflow"]["star_models_per_s"] / r["star_models_per_s"]
+        res["runs"] = runs
+        res["loadavg_end"] = os.getloadavg()
+        report(res)
+    finally:
+        if a.keep:
+            print("kept", tmp)
+        else:
+            shutil.rmtree(tmp)
+    path = a.json or os.path.join(HERE, "results", f"{datetime.date.today().isoformat()}-{a.stars}.json")
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(res, f, indent=1)
+    print("results:", path)
+    bad = sum(m["failures"] for pair in res["agreement"].values() for m in pair.values())
+    if bad:
+        sys.exit(f"DISAGREEMENT: {bad} star-model comparisons outside tolerance (see {path})")
+
+
+def report(res):
+    m, thr = res["machine"], res["threads"]
+    print(f"\n{m['cpu']}, {m['nproc']} cores; starflow {res['starflow_version']} @ {res['git']}; "
+          f"models {'+'.join(res['models'])}, {res['draws']} draws; load average at start "
+          f"{res['loadavg_start'][0]:.2f}")
+    ceiling = res["sgemm_gflops"][str(thr)]
+    print("sgemm 2048^2 float32: " + ", ".join(f"{g:.1f} GFLOP/s ({t} thr)" for t, g in res["sgemm_gflops"].items())
+          + f"; at {res['flop_per_eval']} FLOP/eval the {thr}-thread ceiling is "
+          f"{ceiling * 1e9 / res['flop_per_eval'] / 1e6:.1f} M evals/s")
+    cols = ["implementation", "stars", "thr", "wall s", "star-models/s", "M evals/s", "% sgemm", "M evals/CPU-s",
+            "CPU/wall", "others", "peak RSS MiB", "starflow x"]
+    rows = [[name, r["stars"], r.get("threads", thr), f"{r['seconds']:.1f}", f"{r['star_models_per_s']:.1f}",
+             f"{r['evals_per_s'] / 1e6:.3f}", f"{100 * r['gflops'] / ceiling:.1f}", f"{r['evals_per_cpu_s'] / 1e6:.2f}",
+             f"{r['cpu_seconds'] / r['process_seconds']:.2f}", f"{r['others_cpu_seconds'] / r['process_seconds']:.2f}",
+             f"{r['peak_rss_mib']:.0f}", f"{r['starflow_speedup']:.2f}"] for name, r in res["runs"].items()]
+    print()
+    for row in [cols] + rows:
+        print(f"{row[0]:36}" + "".join(f"{v:>{len(c) + 2}}" for v, c in zip(row[1:], cols[1:])))
+    print("log_prob alone, same rows per call: " + ", ".join(
+        f"{name} {r['raw_log_prob_evals_per_s'] / 1e6:.2f} M evals/s" for name, r in res["runs"].items()
+        if "raw_log_prob_evals_per_s" in r))
+    print("(baselines: wall s and CPU-s = their timed posterior loops; CPU/wall, peak RSS: whole processes, imports\n"
+          " included; others = cores' worth of CPU other processes used meanwhile: > 0.1 means the wall-clock numbers\n"
+          " are contaminated, M evals/CPU-s much less so)")
+    print("\nagreement: max |d value| (grid steps), max |d bound| (steps), max density rel., failures, bitmask diffs")
+    for pair, per_model in res["agreement"].items():
+        for model, g in per_model.items():
+            w = g["worst"]
+            print(f"  {pair:52} {model:4} {w['value_steps']:.3f} {w['bound_steps']:.4f} {w['density_rel']:.1e} "
+                  f"{g['failures']}/{g['stars']} {g['bitmask_differences']}")
+
+
+if __name__ == "__main__":
+    main()
