@@ -38,9 +38,10 @@ pub enum Release {
     Dr17,
 }
 
-const KEYS: [&str; 3] = ["sdss_id", "sdss4_apogee_id", "catalogid"];
+/// The key columns, the first of [`SUMMARY_COLUMNS`], carried into every file.
+const KEYS: usize = 3;
 
-/// (column, unit, description) of the summary file, in order. The query's columns must match these.
+/// (column, unit, description) of the summary file, in order, keys first. The query's columns must match these.
 const SUMMARY_COLUMNS: [(&str, &str, &str); 13] = [
     ("sdss_id", "", "Unique SDSS-V ID (null for DR17 input)"),
     ("sdss4_apogee_id", "", "SDSS-4 DR17 APOGEE ID (2MASS-style)"),
@@ -177,13 +178,17 @@ fn plan_parts(session: &Session, schema: &Schema, output_dir: &str, input: &str)
     let runtime = session.engine.context().runtime_env();
     let file = |name: &str| OutputFile::resolve(&format!("{}/{name}", output_dir.trim_end_matches('/')), &runtime);
 
-    let mut summary_fields = Vec::new();
-    let mut summary_columns = Vec::new();
-    for (name, unit, description) in SUMMARY_COLUMNS {
-        let i = column_index(schema, name)?;
-        summary_columns.push(i);
-        summary_fields.push(with_description(schema.field(i).clone(), unit, description));
-    }
+    // The query's columns of (name, unit, description): their indices and their described fields.
+    let described = |columns: &[(&str, &str, &str)]| -> Result<(Vec<usize>, Vec<Field>), CliError> {
+        let mut found = (Vec::new(), Vec::new());
+        for &(name, unit, description) in columns {
+            let i = column_index(schema, name)?;
+            found.0.push(i);
+            found.1.push(with_description(schema.field(i).clone(), unit, description));
+        }
+        Ok(found)
+    };
+    let (summary_columns, summary_fields) = described(&SUMMARY_COLUMNS)?;
     let summary_schema = Schema::new(summary_fields).with_metadata(HashMap::from_iter(
         metadata.clone().into_iter().chain([("description".to_string(), "StarFlow ages and masses (summary)".to_string())]),
     ));
@@ -192,17 +197,15 @@ fn plan_parts(session: &Session, schema: &Schema, output_dir: &str, input: &str)
     for (model, file_name, column, unit) in
         [(&age, AGE_POSTERIOR_FILE, "age_posterior", "Gyr"), (&mass, MASS_POSTERIOR_FILE, "mass_posterior", "Msun")]
     {
-        let keys: Vec<usize> = KEYS.iter().map(|k| column_index(schema, k)).collect::<Result<_, _>>()?;
-        let mut fields: Vec<Field> = keys.iter().map(|&i| schema.field(i).clone()).collect();
+        let (keys, mut fields) = described(&SUMMARY_COLUMNS[..KEYS])?;
         let names = posterior_column_names(model);
         for (name, value) in names.iter().zip(&model.weights.grid) {
             let description = format!("Posterior probability at {value} {unit} (the {} values sum to 1)", names.len());
             fields.push(with_description(Field::new(name, DataType::Float64, true), "", &description));
         }
-        let grid: Vec<f64> = model.weights.grid.clone();
         let schema_metadata = metadata.clone().into_iter().chain([
             ("description".to_string(), format!("StarFlow {} posteriors on the grid of 'grid' [{unit}]", model.name())),
-            ("grid".to_string(), serde_json::to_string(&grid).expect("finite grid")),
+            ("grid".to_string(), serde_json::to_string(&model.weights.grid).expect("finite grid")),
         ]);
         parts.push(Part {
             file: file(file_name)?,

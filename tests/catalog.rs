@@ -124,6 +124,8 @@ fn the_three_files_are_row_matched_with_their_schema_metadata_and_flags() {
         let posterior = read_all(&out.join(file));
         assert_eq!(posterior.num_rows(), n);
         assert_eq!(ids(&posterior), ids(&input), "{file} is row-matched");
+        let posterior_schema = posterior.schema();
+        assert!(posterior_schema.fields()[..3].iter().all(|f| f.metadata().get("description").is_some_and(|d| !d.is_empty())), "{file}: keys described");
         let names: Vec<String> = posterior.schema().fields().iter().skip(3).map(|f| f.name().clone()).collect();
         assert_eq!(names, vac_column_names(model), "{file}: the VAC's column names");
         let grid: Vec<f64> = serde_json::from_str(&kv_metadata(&out.join(file))["grid"]).unwrap();
