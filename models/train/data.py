@@ -256,6 +256,30 @@ def eval_inputs(df: pd.DataFrame):
     return v, e
 
 
+METHODS = ("v2", "paper")
+
+
+def augmentation_errors(errors: np.ndarray, method: str, jitter: float) -> np.ndarray:
+    """Sigma of the training augmentation per star and dimension (flow order), by method.
+
+    paper: the reported errors (every dimension). v2: `jitter` x the reported errors, except log g: the training values
+    are seismic, so they get the full spectroscopic scatter (errors[:, 1] = sigma_spec) that inference inputs carry."""
+    if method == "paper":
+        return errors
+    if method != "v2":
+        raise ValueError(method)
+    out = errors * jitter
+    out[:, 1] = errors[:, 1]
+    return out
+
+
+def sigma_train(df: pd.DataFrame, cal: LoggCalibration) -> list:
+    """Method v2's training-label noise per label: the rms reported error of the training stars (the noise the flow
+    learned with), and for log g the spectroscopic scatter added to the seismic values."""
+    rms = lambda c: float(np.sqrt(np.mean(df[c].to_numpy(np.float64) ** 2)))  # noqa: E731
+    return [rms("e_teff"), cal.sigma_spec, rms("e_fe_h"), rms("e_c_fe"), rms("e_n_fe")]
+
+
 def augment(values: np.ndarray, errors: np.ndarray, n_draws: int, seed: int) -> np.ndarray:
     """n_draws Gaussian draws per star of all dimensions: [n_stars * n_draws, d] (star-major)."""
     rng = np.random.default_rng(seed)
