@@ -127,6 +127,10 @@ class EnsembleLogProb(nn.Module):
 
     def forward(self, x):
         lp = torch.stack([m(x) for m in self.members], dim=1)
+        if len(self.members) == 1:
+            return lp[:, 0]
+        # a member with a non-finite log-density contributes zero density (onnx_ensemble.FLOOR)
+        lp = torch.where(torch.isfinite(lp), lp, torch.full_like(lp, -3.0e38))
         return torch.logsumexp(lp, dim=1) - math.log(len(self.members))
 
 

@@ -4,6 +4,8 @@ A mixture of normalized densities is a normalized density, so everything downstr
 flags) treats the ensemble as one flow: same input `x` float32[N, 6], same output `log_prob` float32[N]. Each member
 is the rewritten graph of onnx_halves.py, its names prefixed `m<k>/`; they share the input. The log-sum-exp subtracts
 the row's largest member log-density first, so it neither overflows nor loses a member whose density underflows.
+A member whose float32 log-density is not finite (overflow far outside the data, where the engine counts a single
+flow's density as zero) contributes zero density: it is replaced by FLOOR before the sum.
 """
 from __future__ import annotations
 
@@ -12,6 +14,9 @@ import math
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
+
+
+FLOOR = -3.0e38  # a finite float32 log-density whose exp is 0
 
 
 def _prefixed(graph: onnx.GraphProto, prefix: str):
@@ -54,7 +59,12 @@ def merge(members: list) -> onnx.ModelProto:
         nodes.append(helper.make_node("Unsqueeze", [out, "ens/axis1"], [f"ens/col{k}"], name=f"ens/col{k}"))
         columns.append(f"ens/col{k}")
     step = lambda op, ins, out, **a: nodes.append(helper.make_node(op, ins, [out], name=out, **a))  # noqa: E731
-    step("Concat", columns, "ens/all", axis=1)                       # [N, K]
+    inits.append(numpy_helper.from_array(np.array(FLOOR, dtype=np.float32), "ens/floor"))
+    step("Concat", columns, "ens/raw", axis=1)                       # [N, K]
+    step("IsNaN", ["ens/raw"], "ens/nan")
+    step("IsInf", ["ens/raw"], "ens/inf")
+    step("Or", ["ens/nan", "ens/inf"], "ens/bad")
+    step("Where", ["ens/bad", "ens/floor", "ens/raw"], "ens/all")
     step("ReduceMax", ["ens/all"], "ens/max", axes=[1], keepdims=1)  # opset 17: axes attribute
     step("Sub", ["ens/all", "ens/max"], "ens/shifted")
     step("Exp", ["ens/shifted"], "ens/exp")
