@@ -176,6 +176,8 @@ def run_model(name, prep, args, out_root):
     log(f"{model_name}: training_density over {len(dens)} training stars: 5th pct {thr:.4g}, median "
         f"{np.median(dens):.4g} ({time.time() - t0:.0f} s)")
     manifest["density"]["threshold"] = thr
+    # the training stars' density distribution, for a scale-free density: the fraction of training stars below a star
+    manifest["density"]["training_percentiles"] = [float(q) for q in np.percentile(dens, np.arange(101))]
     model.threshold = thr
 
     # ---- provenance ------------------------------------------------------------------------------------------------
