@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Recreate the StarFlow age and mass models end to end from shared/data.
+"""Recreate the StarFlow age and mass models end to end from the repository's reference data (data/reference).
 
     python models/train/pipeline.py [--out models] [--max-minutes 25] [--quick] [--only age|mass]
 
@@ -391,7 +391,7 @@ def main(argv=None):
     ap.add_argument("--max-minutes", type=float, default=25.0, help="training wall-time cap per model")
     ap.add_argument("--quick", action="store_true", help="smoke run: 2-minute training cap per model")
     ap.add_argument("--only", choices=["age", "mass"], help="train only one model")
-    ap.add_argument("--data", default=None, help="shared/data directory (default: ../shared/data next to the repo)")
+    ap.add_argument("--data", default=None, help="folder of the reference tables (default: data/reference in the repository)")
     ap.add_argument("--lr", type=float, default=LR, help="Adam learning rate")
     ap.add_argument("--lr-patience", type=int, default=LR_PATIENCE,
                     help="halve the lr after this many epochs without validation improvement (0: constant lr)")

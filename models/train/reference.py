@@ -1,4 +1,4 @@
-"""Python reference implementation of the StarFlow posterior math (shared/docs/SCIENCE.md), for the Rust port to match.
+"""Python reference implementation of the StarFlow posterior math (docs/METHOD.md), for the Rust port to match.
 
 Standalone: needs only numpy and a `log_prob` callable mapping a float array [N, 6] of STANDARDIZED rows
 (teff, logg, fe_h, c_fe, n_fe, target) to the flow's natural-log density in standardized space, [N].

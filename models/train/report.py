@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Held-out test-set report for the StarFlow models: writes models/REPORT.md, models/report/*.png and metrics.json.
 
-    python models/train/report.py [--implementation starflow|reference] [--models models] [--data ../shared/data]
+    python models/train/report.py [--implementation starflow|reference] [--models models] [--data data/reference]
 
 Uses ONLY the test stars (5% of stars, never seen in training or early stopping) with their engine-like inputs
 (spectroscopic log g, see README). The data preparation and split are recomputed from data.py (fixed seeds; no torch),
@@ -365,7 +365,7 @@ def main(argv=None):
                     help="what computes the posteriors: the starflow engine (default) or reference.py")
     ap.add_argument("--starflow", default=DEFAULT_STARFLOW, help="starflow binary (default: %(default)s)")
     ap.add_argument("--models", default=DEFAULT_MODELS, help="models directory (default: the bundled models/)")
-    ap.add_argument("--data", default=None, help="shared/data directory (default: ../shared/data next to the repo)")
+    ap.add_argument("--data", default=None, help="folder of the reference tables (default: data/reference in the repository)")
     args = ap.parse_args(argv)
     args.models = os.path.abspath(args.models)
     by = produced_by(args)  # before writing anything: the commit state is that of the inputs
