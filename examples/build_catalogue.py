@@ -21,7 +21,6 @@ reports success; any mismatch raises.
 
 import argparse
 import csv
-import hashlib
 import json
 import math
 import os
@@ -34,6 +33,7 @@ import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "models" / "train"))
 from paths import DR19_COLUMNS as DATAMODEL_REL, JOINED as SOURCE_REL, REFERENCE, recorded  # noqa: E402
+from paths import sha256_file as sha256  # noqa: E402
 
 BUILD_DATE = "2026-11-23"  # catalogue version date (not the run time; keeps the output reproducible)
 
@@ -78,14 +78,6 @@ EXPECTED_DM_TYPES = {  # what the brief asks for; checked against the data-model
 SOURCE_COLUMNS = ["KIC", "APOGEE_ID", "EVOL_STATE", "TEFF", "TEFF_ERR", "LOGG_SEIS", "LOGG_SEIS_ERR",
                   "W24_LOGG_SPEC", "W24_LOGG_SPEC_ERR", "FE_H", "FE_H_ERR", "C_FE", "C_FE_ERR",
                   "N_FE", "N_FE_ERR"]
-
-
-def sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def arrow_type(dm_type):

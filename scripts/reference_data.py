@@ -14,7 +14,6 @@ stripped); then rewrites the file table of each folder's README (between the `<!
 from __future__ import annotations
 
 import csv
-import hashlib
 import math
 import re
 import shutil
@@ -22,7 +21,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "models" / "train"))
-from paths import REFERENCE  # noqa: E402
+from paths import REFERENCE, sha256_file as sha256  # noqa: E402
 
 # Every file of data/reference: None = copied byte for byte, else the columns kept, in this order.
 DR14_LABELS = ["location_id", "ra", "dec", "teff", "teff_err", "logg", "logg_err", "m_h", "m_h_err", "alpha_m",
@@ -58,14 +57,6 @@ BEGIN, END = "<!-- files -->", "<!-- /files -->"
 HEADER = ["| file | rows | columns | bytes | sha256 |", "|---|---|---|---|---|"]
 ROW = re.compile(r"^\| `([^`]+)` \| ([\d,]+) \| (\d+) \| ([\d,]+) \| `([0-9a-f]{64})` \|$")
 FITS_BLOCK = 2880
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def fits_table(path: Path) -> tuple[int, list[str]]:

@@ -14,14 +14,13 @@ Everything here is deterministic (fixed seeds) and documented in models/train/RE
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from paths import JOINED, REFERENCE, recorded
+from paths import JOINED, REFERENCE, recorded, sha256_file
 
 LABELS = ["teff", "logg", "fe_h", "c_fe", "n_fe"]
 LABEL_UNITS = ["K", "dex", "dex", "dex", "dex"]
@@ -30,14 +29,6 @@ SPLIT_SEED = 20251123
 SPLIT_FRACTIONS = (0.70, 0.25, 0.05)
 MAX_AGE_GYR = 14.0
 MAX_REL_AGE_ERR = 0.25
-
-
-def sha256_file(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @dataclass

@@ -1,8 +1,10 @@
-"""Where the repository's reference tables are: the one place the Python scripts take data paths from.
+"""Where the repository's reference tables are, and how provenance names and hashes data files: the one place the
+Python scripts take data paths from.
 
 The tables live in data/reference/ (provenance in its READMEs); the names below are relative to that folder, so
 `--data`/`--data-dir` may point at any folder with the same layout.
 """
+import hashlib
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -17,3 +19,11 @@ def recorded(path) -> str:
     """How provenance records name a data file: its path in the repository, else the path as given."""
     path = Path(path).resolve()
     return path.relative_to(REPO).as_posix() if path.is_relative_to(REPO) else str(path)
+
+
+def sha256_file(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
