@@ -102,8 +102,9 @@ def starflow_estimates(starflow, models_dir, name, grid_size, v, e):
                "SELECT id, r['value'] AS value, r['e_p'] AS e_p, r['e_n'] AS e_n, r['training_density'] AS density, "
                "r['bitmask'] AS bitmask, r['posterior'] AS posterior "
                f"FROM (SELECT id, starflow_estimate('{name}', {star}) AS r FROM '{stars}')")
+        # run in the repository: the binary finds ONNX Runtime in its .ort/ (udfs/src/locate.rs), wherever we were started
         subprocess.run([starflow, "--quiet", "--models", models_dir, "--format-out", "parquet", "-o", out, "sql", sql],
-                       check=True)
+                       check=True, cwd=REPO)
         t = pq.read_table(out).to_pandas().sort_values("id")
     assert (t["id"].to_numpy() == table["id"]).all(), "starflow lost or duplicated stars"
     return {"value": t["value"].to_numpy(np.float64), "e_p": t["e_p"].to_numpy(np.float64),
