@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Recreate the StarFlow age and mass models end to end from the repository's data.
+"""Recreate the StarFlow age and mass models end to end from the repository's reference data (data/reference).
 
     python models/train/pipeline.py [--method v2|paper] [--out models] [--max-minutes 25] [--quick] [--only age|mass]
 
@@ -28,6 +28,7 @@ sys.path.insert(0, HERE)
 import torch  # noqa: E402
 
 import data as D  # noqa: E402
+from paths import REFERENCE, sha256_file  # noqa: E402
 import flow as F  # noqa: E402
 import reference as R  # noqa: E402
 import releases as RL  # noqa: E402
@@ -148,7 +149,7 @@ def run_model(name, prep, args, out_root):
         "method": method,
         "description": f"StarFlow {name} model, method {method}: {members} over (Teff, logg, [Fe/H], [C/Fe], [N/Fe], "
                        f"{what})",
-        "onnx": {"file": "model.onnx", "sha256": D.sha256_file(onnx_path), "input": "x", "output": "log_prob",
+        "onnx": {"file": "model.onnx", "sha256": sha256_file(onnx_path), "input": "x", "output": "log_prob",
                  "opset": 17},
         "labels": labels,
         "target": target,
@@ -158,7 +159,7 @@ def run_model(name, prep, args, out_root):
     rels = None
     if method == "v2":
         train_ok = (prep.df["split"] == "train").to_numpy()
-        rels = RL.calibrate(prep.df, prep.logg_cal, args.data or D.default_data_dir(), train_ok)
+        rels = RL.calibrate(prep.df, prep.logg_cal, args.data or str(REFERENCE), train_ok)
         manifest["inference"] = {"sigma_train": D.sigma_train(tr, prep.logg_cal),
                                  "default_release": RL.DEFAULT_RELEASE,
                                  "releases": {k: r.to_manifest() for k, r in rels.items()}}
@@ -338,7 +339,7 @@ def main(argv=None):
     ap.add_argument("--max-minutes", type=float, default=25.0, help="training wall-time cap per model")
     ap.add_argument("--quick", action="store_true", help="smoke run: 2-minute training cap per model")
     ap.add_argument("--only", choices=["age", "mass"], help="train only one model")
-    ap.add_argument("--data", default=None, help="data directory (default: the repository's)")
+    ap.add_argument("--data", default=None, help="folder of the reference tables (default: data/reference in the repository)")
     ap.add_argument("--method", choices=D.METHODS, default="v2",
                     help="v2 (default; models/age, models/mass) or paper (models/age_paper, models/mass_paper)")
     ap.add_argument("--members", type=int, default=None,

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Held-out report for the StarFlow models: writes models/REPORT.md, models/report/*.png and metrics.json.
 
-    python models/train/report.py [--implementation starflow|reference] [--models models] [--data DIR]
+    python models/train/report.py [--implementation starflow|reference] [--models models] [--data data/reference]
 
 Calibration and accuracy of both methods' models (v2: models/age, models/mass; paper: models/age_paper,
 models/mass_paper), on:
@@ -43,6 +43,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 import calibration as C  # noqa: E402
 import data as D  # noqa: E402
+from paths import REFERENCE  # noqa: E402
 import engine_draws  # noqa: E402
 import reference as R  # noqa: E402
 import releases as RL  # noqa: E402
@@ -112,8 +113,9 @@ def starflow_estimates(args, model_name, grid_size, v, e, release):
                f"SELECT id, {fields}, r['training_density'] AS density, r['bitmask'] AS bitmask, "
                f"r['posterior'] AS posterior FROM (SELECT id, starflow_estimate('{model_name}', {star}) AS r "
                f"FROM '{stars}')")
+        # run in the repository: the binary finds ONNX Runtime in its .ort/ (udfs/src/locate.rs), wherever we were started
         subprocess.run([args.starflow, "--quiet", "--models", args.models, "--format-out", "parquet", "-o", out, "sql",
-                        sql], check=True)
+                        sql], check=True, cwd=REPO)
         t = pq.read_table(out).to_pandas().sort_values("id")
     assert (t["id"].to_numpy() == table["id"]).all(), "starflow lost or duplicated stars"
     est = {k: t[k].to_numpy(np.float64) for k in FIELDS if k != "bitmask"}
@@ -580,10 +582,10 @@ def main(argv=None):
                     help="what computes the posteriors: the starflow engine (default) or reference.py")
     ap.add_argument("--starflow", default=DEFAULT_STARFLOW, help="starflow binary (default: %(default)s)")
     ap.add_argument("--models", default=DEFAULT_MODELS, help="models directory (default: the bundled models/)")
-    ap.add_argument("--data", default=None, help="data directory (default: the repository's)")
+    ap.add_argument("--data", default=None, help="folder of the reference tables (default: data/reference in the repository)")
     args = ap.parse_args(argv)
     args.models = os.path.abspath(args.models)
-    args.data_dir = args.data or D.default_data_dir()
+    args.data_dir = args.data or str(REFERENCE)
     by = produced_by(args)  # before writing anything: the commit state is that of the inputs
     out = os.path.join(args.models, "report")
     os.makedirs(out, exist_ok=True)

@@ -28,6 +28,7 @@ import torch  # noqa: E402
 
 import calibration as C  # noqa: E402
 import data as D  # noqa: E402
+from paths import REFERENCE  # noqa: E402
 import flow as F  # noqa: E402
 import reference as R  # noqa: E402
 import releases as RL  # noqa: E402
@@ -172,7 +173,7 @@ def main(argv=None):
     os.makedirs(args.work, exist_ok=True)
     torch.set_num_threads(1)
     prep = D.prepare(args.data)
-    data_dir = args.data or D.default_data_dir()
+    data_dir = args.data or str(REFERENCE)
     train_ok = (prep.df["split"] == "train").to_numpy()
     rels = RL.calibrate(prep.df, prep.logg_cal, data_dir, train_ok)
     made = RL.made_matches(prep.df, data_dir)
