@@ -14,7 +14,6 @@ import argparse
 import copy
 import datetime as _dt
 import json
-import math
 import os
 import platform
 import sys
@@ -241,12 +240,6 @@ def run_model(name, prep, args, out_root):
                            for k, i in enumerate(infos) for part in ("train", "val")})
     log(f"{model_name}: wrote {out_dir}")
     return manifest
-
-
-def write_json(path, obj):
-    with open(path, "w") as f:
-        json.dump(obj, f, indent=1, allow_nan=False)
-        f.write("\n")
 
 
 def write_log_prob_fixture(name, md, lp_module64, mean, std, out_dir):

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import subprocess
 import sys
@@ -523,7 +522,7 @@ def write_markdown(args, M, evs, figs, prep):
             A(f"| {a['bin'][0]}-{a['bin'][1]} | {a['n']} | {pct(a.get('mrd'))} | {b['bin'][0]}-{b['bin'][1]} | "
               f"{b['n']} | {pct(b.get('mrd'))} |")
         A("")
-        A(f"Sensitivity (v2; median over the test stars passing density of the shift of the posterior median when "
+        A("Sensitivity (v2; median over the test stars passing density of the shift of the posterior median when "
           f"one input label is shifted, release dr17):")
         A("")
         A(f"| input shift | median shift [{UNIT[name]}] | relative | 16th-84th percentile of the shift |")
