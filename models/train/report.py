@@ -523,7 +523,7 @@ def write_markdown(args, M, evs, figs, prep):
               f"{b['n']} | {pct(b.get('mrd'))} |")
         A("")
         A("Sensitivity (v2; median over the test stars passing density of the shift of the posterior median when "
-          f"one input label is shifted, release dr17):")
+          "one input label is shifted, release dr17):")
         A("")
         A(f"| input shift | median shift [{UNIT[name]}] | relative | 16th-84th percentile of the shift |")
         A("|---|---|---|---|")
