@@ -446,6 +446,8 @@ def study_section(models_dir):
                  "degraded: cov. / Z | MADE DR14: cov. / Z (n) |")
         L.append("|---|---|---|---|---|---|---|---|---|---|---|")
         for run, r in st.items():
+            if run.startswith("_"):
+                continue
             d, g, m = r["dr17"], r["degraded"], r.get("dr14", {})
             nll = np.mean(r["validation_nll_members"])
             L.append(f"| {run} | {nll:.4f} | {pct(d['coverage_1sigma'])} | {pct(d['coverage_2sigma'])} | "
@@ -453,6 +455,12 @@ def study_section(models_dir):
                      f"{pct(d['one_pass_fraction'])} | {pct(g['coverage_1sigma'])} / {fmt(g['z_std'])} | "
                      f"{pct(m.get('coverage_1sigma'))} / {fmt(m.get('z_std'))} ({m.get('n', 0)}) |")
         L.append("")
+        if "_speed" in st:
+            L.append("ONNX Runtime time of one star's 250-row call, relative to the paper's architecture (`study.py "
+                     "--speed`, interleaved in one process): " + ", ".join(
+                         f"{run} {v['ms_per_star_call']:.2f} ms ({v['relative']:.1f}x)" for run, v in st["_speed"].items())
+                     + ".")
+            L.append("")
     return L
 
 
