@@ -7,9 +7,10 @@ clone:  `git clone` of this repository's HEAD into an empty temporary folder (no
         figures include the seismic and Hasselquist comparisons), and no `../shared` or `/work/` path in any file.
         Committed state only: uncommitted changes are not in the clone.
 bundle: scripts/package.sh packs the starflow binary, unpacked into an empty folder, run there with a clean environment
-        (HOME an empty folder, PATH an empty folder: no cargo, no python, no repository): `starflow models` must find the
-        models and ONNX Runtime beside the executable, and `starflow catalog` of the bundled stars must write the three
-        files, row-matched to the input. The binary's shared libraries must all be the C runtime's.
+        (HOME an empty folder, PATH a folder holding only a symlink to the binary: no cargo, no python, no repository):
+        `starflow models` must find the models and ONNX Runtime beside the (real) executable, and `starflow catalog` of
+        the bundled stars must write the three files, row-matched to the input. The binary's shared libraries must all
+        be the C runtime's.
 
 The binary: $STARFLOW_BIN, else $CARGO_TARGET_DIR/debug/starflow (the one scripts/test.sh has just built; a release
 binary is what `scripts/package.sh` without --binary builds, ~35 min cold, too slow for every CI run).
@@ -81,8 +82,8 @@ def test_bundle(binary: Path, errors: list):
         tarball = Path(r.stdout.strip())
         if tarball.name != f"starflow-{version}-x86_64-linux.tar.gz":
             errors.append(f"bundle named {tarball.name}")
-        unpacked, home, no_programs = tmp / "unpacked", tmp / "home", tmp / "bin"
-        for d in (unpacked, home, no_programs):
+        unpacked, home, path = tmp / "unpacked", tmp / "home", tmp / "bin"
+        for d in (unpacked, home, path):
             d.mkdir()
         run(["tar", "-xzf", tarball, "-C", unpacked], check=True)
         (bundle,) = unpacked.iterdir()
@@ -93,8 +94,12 @@ def test_bundle(binary: Path, errors: list):
         if names - SYSTEM_LIBRARIES or "not found" in "".join(linked):
             errors.append(f"the binary needs libraries beyond the C runtime: {sorted(names - SYSTEM_LIBRARIES)}")
 
-        clean = {"HOME": str(home), "PATH": str(no_programs)}  # nothing else: no CARGO_*, STARFLOW_*, ORT_DYLIB_PATH
-        r = run([bundle / "starflow", "models"], cwd=bundle, env=clean)
+        # "put it on PATH": a symlink, as a user would make; nothing else in the environment (no CARGO_*, STARFLOW_*,
+        # ORT_DYLIB_PATH, LD_LIBRARY_PATH)
+        starflow = path / "starflow"
+        starflow.symlink_to(bundle / "starflow")
+        clean = {"HOME": str(home), "PATH": str(path)}
+        r = run([starflow, "models"], cwd=bundle, env=clean)
         beside = "(found by: beside the executable)"
         for line in (f"models directory: {bundle / 'models'} {beside}",
                      f"onnxruntime: {bundle / 'libonnxruntime.so'}"):
@@ -104,7 +109,7 @@ def test_bundle(binary: Path, errors: list):
             errors.append(f"starflow models in the bundle: {r.stdout}{r.stderr}")
 
         start = time.time()
-        r = run([bundle / "starflow", "-q", "catalog", INPUT, "out"], cwd=bundle, env=clean)
+        r = run([starflow, "-q", "catalog", INPUT, "out"], cwd=bundle, env=clean)
         if r.returncode != 0:
             errors.append(f"starflow catalog in the bundle exited {r.returncode}: {r.stderr.strip()}")
             return
