@@ -18,7 +18,6 @@ binary is what `scripts/package.sh` without --binary builds, ~35 min cold, too s
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 import tempfile
