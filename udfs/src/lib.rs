@@ -2,12 +2,14 @@
 //! flags from normalizing flows (ONNX) evaluated per star, as SQL columns.
 //!
 //! `manifest` + `registry` + `model`: the models; `onnx`: ONNX Runtime; `draws`, `inference`, `posterior`: the
-//! SCIENCE.md computation; `functions`: the SQL functions; `config`: `SET starflow.*`.
+//! computation of docs/METHOD.md (both methods, paper and v2); `limits`: the bound on a star's flow rows;
+//! `functions`: the SQL functions; `config`: `SET starflow.*`.
 
 pub mod config;
 pub mod draws;
 pub mod functions;
 pub mod inference;
+pub mod limits;
 pub mod manifest;
 pub mod model;
 pub mod onnx;
