@@ -13,7 +13,7 @@ star_udf! {
                                             c_fe, e_c_fe, n_fe, e_n_fe)) FROM stars;
 ```
 Returns Int64."#,
-    argument(name = "model", description = "Model name, a string literal: 'age' or 'mass' (see `starflow models`)."),
+    argument(name = "model", description = "Model name, a string literal: 'age', 'mass', 'age_paper' or 'mass_paper' (see `starflow models`)."),
     argument(
         name = "teff, e_teff, logg, e_logg, fe_h, e_fe_h, c_fe, e_c_fe, n_fe, e_n_fe",
         description = "Teff [K], log g [dex], [Fe/H], [C/Fe], [N/Fe] [dex], each followed by its 1-sigma error; any numeric type."
