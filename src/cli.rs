@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand};
 
 use starflow_udfs::Device;
 
-use crate::catalog::Release;
+use crate::catalog::{CatalogMethod, Release};
 use crate::engine::{Engine, EngineOptions};
 use crate::error::CliError;
 use crate::object_stores::StoreOptions;
@@ -59,9 +59,14 @@ pub enum Command {
         input: String,
         /// Where the three files go (a local directory, created if needed, or an object-store prefix).
         output_dir: String,
-        /// The input's layout: dr19 (astraAllStarASPCAP) or dr17 (allStar).
+        /// The input's layout and its labels' data release: dr19 (astraAllStarASPCAP) or dr17 (allStar). The input
+        /// view (queries/dr19_inputs.sql, dr17_inputs.sql) sets `starflow.label_release` to match.
         #[arg(long, value_enum, default_value = "dr19")]
         release: Release,
+        /// How the posteriors are made: v2 (models age, mass) or paper (models age_paper, mass_paper: the VAC's
+        /// method).
+        #[arg(long, value_enum, default_value = "v2")]
+        method: CatalogMethod,
     },
     /// List the loaded models with their provenance, and check that each runs on the chosen device.
     Models,
@@ -299,12 +304,12 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             Session::open(cli.global).await?.run_script(&sql).await
         }
         Command::Shell => crate::shell::run(Session::open(cli.global).await?).await,
-        Command::Catalog { input, output_dir, release } => {
+        Command::Catalog { input, output_dir, release, method } => {
             if !output_dir.contains("://") {
                 std::fs::create_dir_all(&output_dir).map_err(|e| CliError::output(format!("{output_dir}: {e}")))?;
             }
             let session = Session::open(cli.global).await?;
-            let written = crate::catalog::run(&session, &input, &output_dir, release).await?;
+            let written = crate::catalog::run(&session, &input, &output_dir, release, method).await?;
             session.status(&format!("wrote {} rows to each of {}", written.rows, written.files.join(", ")));
             Ok(())
         }
