@@ -176,7 +176,7 @@ fn provenance(session: &Session, input: &str, models: &[&Model]) -> Result<HashM
         ("posterior_method".to_string(), methods),
         ("label_release".to_string(), releases.join(", ")),
         ("seed".to_string(), settings.seed.to_string()),
-        ("method".to_string(), "StarFlow (Stone-Martinez et al. 2025); the math of shared/docs/SCIENCE.md".to_string()),
+        ("method".to_string(), "StarFlow (Stone-Martinez et al. 2025); the math of docs/METHOD.md".to_string()),
     ]))
 }
 

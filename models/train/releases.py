@@ -37,14 +37,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from paths import APOKASC2_DR16, MADE
+
 LABELS = ["teff", "logg", "fe_h", "c_fe", "n_fe"]
 TRAINING_RELEASE = "dr17"
 RELEASES = ("dr17", "dr14", "dr16", "dr19")
 DEFAULT_RELEASE = "dr19"  # what starflow is for: SDSS-V DR19 inputs
 
-MADE_FILE = "made_das2019/Vrard_APOKASC_TGAS_DR14_supp_seismo_masses.csv"
 MADE_MATCH_ARCSEC = 2.0
-APOKASC2_FILE = "apokasc2_astronn/APOKASC2.csv"
 MISSING = -9999.0
 
 
@@ -95,7 +95,7 @@ def match_positions(ra1, dec1, ra2, dec2, radius_arcsec):
 def read_made(data_dir: str) -> pd.DataFrame:
     """MADE's DR14 labels in starflow's names: teff, logg, fe_h (= [M/H]), c_fe (= [C/M]), n_fe (= [N/M]) + errors,
     positions, and Vrard+2018 seismic masses. -9999 -> NaN."""
-    m = pd.read_csv(os.path.join(data_dir, MADE_FILE), skipinitialspace=True).replace(MISSING, np.nan)
+    m = pd.read_csv(os.path.join(data_dir, MADE), skipinitialspace=True).replace(MISSING, np.nan)
     return pd.DataFrame({
         "ra": m["ra"], "dec": m["dec"],
         "teff": m["teff"], "e_teff": m["teff_err"], "logg": m["logg"], "e_logg": m["logg_err"],
@@ -161,7 +161,7 @@ def calibrate(df: pd.DataFrame, cal, data_dir: str, split_ok) -> dict:
                     "MADE (Das & Sanders 2019) APOGEE DR14 labels x training stars, matched by position")
 
     # DR16 (APOKASC-2 astroNN): Teff, log g, [Fe/H] only
-    a = pd.read_csv(os.path.join(data_dir, APOKASC2_FILE)).replace(MISSING, np.nan).drop_duplicates("APOGEE_ID")
+    a = pd.read_csv(os.path.join(data_dir, APOKASC2_DR16)).replace(MISSING, np.nan).drop_duplicates("APOGEE_ID")
     a = a.rename(columns={"TEFF": "teff", "TEFF_ERR": "e_teff", "LOGG": "logg", "LOGG_ERR": "e_logg",
                           "FE_H": "fe_h", "FE_H_ERR": "e_fe_h"}).set_index("APOGEE_ID")
     usable = df[split_ok & df["APOGEE_ID"].isin(a.index)].reset_index(drop=True)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Held-out report for the StarFlow models: writes models/REPORT.md, models/report/*.png and metrics.json.
 
-    python models/train/report.py [--implementation starflow|reference] [--models models] [--data DIR]
+    python models/train/report.py [--implementation starflow|reference] [--models models] [--data data/reference]
 
 Calibration and accuracy of both methods' models (v2: models/age, models/mass; paper: models/age_paper,
 models/mass_paper), on:
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import subprocess
 import sys
@@ -43,6 +42,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 import calibration as C  # noqa: E402
 import data as D  # noqa: E402
+from paths import REFERENCE  # noqa: E402
 import engine_draws  # noqa: E402
 import reference as R  # noqa: E402
 import releases as RL  # noqa: E402
@@ -98,7 +98,7 @@ def reference_estimates(model_dir, model, v, e, release, seed, draws=None):
     return columns(res, len(model.grid))
 
 
-def starflow_estimates(args, model_name, grid_size, v, e, release):
+def starflow_estimates(args, model_name, grid_size, v, e, release, seed=engine_draws.DEFAULT_SEED, draws=None):
     """The engine's estimates for labels v [n, 5] and errors e [n, 5] (float64, written as they are to Parquet)."""
     table = {"id": np.arange(len(v))}
     for i, label in enumerate(D.LABELS):
@@ -108,12 +108,14 @@ def starflow_estimates(args, model_name, grid_size, v, e, release):
     with tempfile.TemporaryDirectory() as tmp:
         stars, out = os.path.join(tmp, "stars.parquet"), os.path.join(tmp, "estimates.parquet")
         pq.write_table(pa.table(table), stars)
-        sql = (f"SET starflow.seed = {engine_draws.DEFAULT_SEED}; SET starflow.label_release = '{release}'; "
+        settings = f"SET starflow.draws = {draws}; " if draws else ""
+        sql = (f"SET starflow.seed = {seed}; {settings}SET starflow.label_release = '{release}'; "
                f"SELECT id, {fields}, r['training_density'] AS density, r['bitmask'] AS bitmask, "
                f"r['posterior'] AS posterior FROM (SELECT id, starflow_estimate('{model_name}', {star}) AS r "
                f"FROM '{stars}')")
+        # run in the repository: the binary finds ONNX Runtime in its .ort/ (udfs/src/locate.rs), wherever we were started
         subprocess.run([args.starflow, "--quiet", "--models", args.models, "--format-out", "parquet", "-o", out, "sql",
-                        sql], check=True)
+                        sql], check=True, cwd=REPO)
         t = pq.read_table(out).to_pandas().sort_values("id")
     assert (t["id"].to_numpy() == table["id"]).all(), "starflow lost or duplicated stars"
     est = {k: t[k].to_numpy(np.float64) for k in FIELDS if k != "bitmask"}
@@ -135,9 +137,13 @@ def engine_draws_for(model, v, e, release):
     return out
 
 
-def estimate(args, model_name, model, v, e, release, seed):
+def estimate(args, model_name, model, v, e, release, seed, draws=None, engine_seed=engine_draws.DEFAULT_SEED):
+    """Per-star estimates from the chosen implementation (`seed`: the reference's numpy draws; `engine_seed`: the
+    engine's starflow.seed; `draws`: starflow.draws, default the model's)."""
     if args.implementation == "starflow":
-        return starflow_estimates(args, model_name, len(model.grid), v, e, release)
+        return starflow_estimates(args, model_name, len(model.grid), v, e, release, engine_seed, draws)
+    if draws:
+        model = R.Model(**{**model.__dict__, "draws": draws})
     return reference_estimates(os.path.join(args.models, model_name), model, v, e, release, seed)
 
 
@@ -212,6 +218,7 @@ def evaluate_model(args, prep, name, method):
                 entry["cross_check"] = cross_check(args, model_name, model, v, e, release, est)
             if method == "v2":
                 entry["sensitivity"] = sensitivity(args, model_name, model, v, e, est, ok, seed)
+                entry["monte_carlo"] = monte_carlo(args, model_name, model, v, e, seed)
         out["sets"][set_name] = entry
     return out
 
@@ -228,6 +235,25 @@ def sensitivity(args, model_name, model, v, e, base, ok, seed):
         out.append({"label": label, "delta": delta, "text": text, "median_shift": float(np.nanmedian(d)),
                     "median_rel_shift": float(np.nanmedian(d / base["median"][ok])),
                     "p16_p84_shift": [float(np.nanpercentile(d, 16)), float(np.nanpercentile(d, 84))]})
+    return out
+
+
+MC_RELEASE = "dr19"  # every star is drawn there (the unknown-release prior), so the scatter shows
+
+
+def monte_carlo(args, model_name, model, v, e, seed):
+    """Seed-to-seed scatter of the test stars' numbers with D and 4D draws (release dr19, where all stars are drawn)."""
+    out = []
+    for draws in (model.draws, 4 * model.draws):
+        a = estimate(args, model_name, model, v, e, MC_RELEASE, seed, draws, engine_seed=1)
+        b = estimate(args, model_name, model, v, e, MC_RELEASE, seed + 1, draws, engine_seed=2)
+        d = np.abs(a["median"] - b["median"])
+        w = 0.5 * (a["p84"] - a["p16"])
+        out.append({"draws": draws, "median_abs_shift": float(np.nanmedian(d)),
+                    "p95_abs_shift": float(np.nanpercentile(d, 95)),
+                    "median_shift_over_width": float(np.nanmedian(d / w)),
+                    "ml_changed": float(np.nanmean(a["value"] != b["value"])),
+                    "bitmask_changed": int((a["bitmask"] != b["bitmask"]).sum()), "n": int(len(v))})
     return out
 
 
@@ -420,6 +446,8 @@ def study_section(models_dir):
                  "degraded: cov. / Z | MADE DR14: cov. / Z (n) |")
         L.append("|---|---|---|---|---|---|---|---|---|---|---|")
         for run, r in st.items():
+            if run.startswith("_"):
+                continue
             d, g, m = r["dr17"], r["degraded"], r.get("dr14", {})
             nll = np.mean(r["validation_nll_members"])
             L.append(f"| {run} | {nll:.4f} | {pct(d['coverage_1sigma'])} | {pct(d['coverage_2sigma'])} | "
@@ -427,6 +455,12 @@ def study_section(models_dir):
                      f"{pct(d['one_pass_fraction'])} | {pct(g['coverage_1sigma'])} / {fmt(g['z_std'])} | "
                      f"{pct(m.get('coverage_1sigma'))} / {fmt(m.get('z_std'))} ({m.get('n', 0)}) |")
         L.append("")
+        if "_speed" in st:
+            L.append("ONNX Runtime time of one star's 250-row call, relative to the paper's architecture (`study.py "
+                     "--speed`, interleaved in one process): " + ", ".join(
+                         f"{run} {v['ms_per_star_call']:.2f} ms ({v['relative']:.1f}x)" for run, v in st["_speed"].items())
+                     + ".")
+            L.append("")
     return L
 
 
@@ -521,14 +555,24 @@ def write_markdown(args, M, evs, figs, prep):
             A(f"| {a['bin'][0]}-{a['bin'][1]} | {a['n']} | {pct(a.get('mrd'))} | {b['bin'][0]}-{b['bin'][1]} | "
               f"{b['n']} | {pct(b.get('mrd'))} |")
         A("")
-        A(f"Sensitivity (v2; median over the test stars passing density of the shift of the posterior median when "
-          f"one input label is shifted, release dr17):")
+        A("Sensitivity (v2; median over the test stars passing density of the shift of the posterior median when "
+          "one input label is shifted, release dr17):")
         A("")
         A(f"| input shift | median shift [{UNIT[name]}] | relative | 16th-84th percentile of the shift |")
         A("|---|---|---|---|")
         for s in t["sensitivity"]:
             A(f"| {s['text']} | {s['median_shift']:+.3f} | {100 * s['median_rel_shift']:+.1f}% | "
               f"{s['p16_p84_shift'][0]:+.3f} .. {s['p16_p84_shift'][1]:+.3f} |")
+        A("")
+        A(f"Monte-Carlo scatter (v2, test stars in label release {MC_RELEASE}, where every star is drawn): the same "
+          "stars with two seeds.")
+        A("")
+        A(f"| draws | median abs. shift of the median [{UNIT[name]}] | 95th percentile | median shift / 1-sigma "
+          "half-width | ML changed | bitmasks changed |")
+        A("|---|---|---|---|---|---|")
+        for m in t["monte_carlo"]:
+            A(f"| {m['draws']} | {m['median_abs_shift']:.3f} | {m['p95_abs_shift']:.3f} | "
+              f"{m['median_shift_over_width']:.3f} | {pct(m['ml_changed'])} | {m['bitmask_changed']} of {m['n']} |")
         A("")
         for key, title in (("calibration", "PIT histogram and calibration curve"),
                            ("vs_seismic", "posterior median vs asteroseismic value, binned (compression)"),
@@ -580,10 +624,10 @@ def main(argv=None):
                     help="what computes the posteriors: the starflow engine (default) or reference.py")
     ap.add_argument("--starflow", default=DEFAULT_STARFLOW, help="starflow binary (default: %(default)s)")
     ap.add_argument("--models", default=DEFAULT_MODELS, help="models directory (default: the bundled models/)")
-    ap.add_argument("--data", default=None, help="data directory (default: the repository's)")
+    ap.add_argument("--data", default=None, help="folder of the reference tables (default: data/reference in the repository)")
     args = ap.parse_args(argv)
     args.models = os.path.abspath(args.models)
-    args.data_dir = args.data or D.default_data_dir()
+    args.data_dir = args.data or str(REFERENCE)
     by = produced_by(args)  # before writing anything: the commit state is that of the inputs
     out = os.path.join(args.models, "report")
     os.makedirs(out, exist_ok=True)
