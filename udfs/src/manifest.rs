@@ -335,6 +335,20 @@ pub(crate) mod tests {
         }
     }
 
+    /// v2 manifests of models/train carry the C-N plane (`cn`), the missing-label axes (`marginal`) and the training
+    /// stars' density percentiles: read by later engine versions, accepted and ignored by this one.
+    #[test]
+    fn accepts_the_sections_it_does_not_use_yet() {
+        let m = check_from(v2_json(), |v| {
+            let axis = serde_json::json!({"start": -0.7, "stop": 0.4, "num": 20});
+            v["cn"] = serde_json::json!({"c": axis, "n": axis, "target": axis, "threshold": 0.98, "threshold_quantile": 0.975});
+            v["marginal"] = serde_json::json!({"logg": {"start": 1.2, "stop": 3.4, "num": 24, "threshold": 2.1e4}});
+            v["density"]["training_percentiles"] = serde_json::json!([1.0, 2.0, 3.0]);
+        })
+        .unwrap();
+        assert_eq!(m, check_from(v2_json(), |_| {}).unwrap(), "the same model as without them");
+    }
+
     #[test]
     fn grid_matches_numpy_linspace() {
         let g = Grid { start: 0.0, stop: 14.0, num: 250 };
