@@ -175,7 +175,7 @@ impl Grid {
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 pub struct Density {
-    /// S of SCIENCE.md: samples seen in training.
+    /// S of docs/METHOD.md sec. 8: samples seen in training.
     pub scale: f64,
     /// LOW_DENSITY below this.
     pub threshold: f64,
