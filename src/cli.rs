@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand};
 
 use starflow_udfs::Device;
 
-use crate::catalog::Release;
+use crate::catalog::{CatalogMethod, Release};
 use crate::engine::{Engine, EngineOptions};
 use crate::error::CliError;
 use crate::object_stores::StoreOptions;
@@ -54,14 +54,24 @@ pub enum Command {
     Shell,
     /// Make the StarFlow catalogue of a survey file: StarFlow_summary.parquet, StarFlow_age_posterior.parquet and
     /// StarFlow_mass_posterior.parquet in OUTPUT_DIR, each row-matched to INPUT (queries/starflow_vac.sql).
+    ///
+    /// The summary has the VAC's columns (age and mass: the posterior's maximum and its signed 1-sigma offsets,
+    /// training densities, bitmasks), then age_median, age_p16, age_p84, mass_median, mass_p16, mass_p84: the
+    /// posteriors' medians (the less biased point estimate) and 16th/84th percentiles. Each file's metadata records
+    /// the models, the method and the label release.
     Catalog {
         /// The survey file (Parquet file, directory or glob; local or s3://, gs://, az://, http(s)://).
         input: String,
         /// Where the three files go (a local directory, created if needed, or an object-store prefix).
         output_dir: String,
-        /// The input's layout: dr19 (astraAllStarASPCAP) or dr17 (allStar).
+        /// The input's layout and its labels' data release: dr19 (astraAllStarASPCAP) or dr17 (allStar). The input
+        /// view (queries/dr19_inputs.sql, dr17_inputs.sql) sets `starflow.label_release` to match.
         #[arg(long, value_enum, default_value = "dr19")]
         release: Release,
+        /// How the posteriors are made: v2 (models age, mass) or paper (models age_paper, mass_paper: the VAC's
+        /// method).
+        #[arg(long, value_enum, default_value = "v2")]
+        method: CatalogMethod,
     },
     /// List the loaded models with their provenance, and check that each runs on the chosen device.
     Models,
@@ -301,12 +311,12 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             Session::open(cli.global).await?.run_script(&sql).await
         }
         Command::Shell => crate::shell::run(Session::open(cli.global).await?).await,
-        Command::Catalog { input, output_dir, release } => {
+        Command::Catalog { input, output_dir, release, method } => {
             if !output_dir.contains("://") {
                 std::fs::create_dir_all(&output_dir).map_err(|e| CliError::output(format!("{output_dir}: {e}")))?;
             }
             let session = Session::open(cli.global).await?;
-            let written = crate::catalog::run(&session, &input, &output_dir, release).await?;
+            let written = crate::catalog::run(&session, &input, &output_dir, release, method).await?;
             session.status(&format!("wrote {} rows to each of {}", written.rows, written.files.join(", ")));
             Ok(())
         }
