@@ -7,7 +7,6 @@
 //! completing them leaves none of them under its final name.
 
 use std::collections::HashMap;
-use std::io::IsTerminal;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, Float64Builder, RecordBatch};
@@ -15,7 +14,7 @@ use arrow::datatypes::{DataType, Field, Float64Type, Schema, SchemaRef};
 use starflow_udfs::manifest::Transform;
 use starflow_udfs::model::Model;
 
-use crate::cli::{Session, ctrl_c, substitute};
+use crate::session::{Session, ctrl_c, substitute};
 use crate::error::CliError;
 use crate::output::{OutputFile, OutputFormat, StagedFile, next_batch};
 use crate::progress::Progress;
@@ -230,7 +229,7 @@ pub async fn run(session: &Session, input: &str, output_dir: &str, release: Rele
     let mut staged: Vec<StagedFile> =
         parts.iter().map(|p| p.file.stage(OutputFormat::Parquet, Arc::clone(&p.schema))).collect::<Result<_, _>>()?;
 
-    let progress = Progress::start(&query.plan, !session.global.quiet && std::io::stderr().is_terminal());
+    let progress = Progress::start(&query.plan, session.shows_progress());
     let cancel = ctrl_c();
     tokio::pin!(cancel);
     let mut rows = 0u64;

@@ -1,7 +1,5 @@
 //! The `starflow` command line: argument definitions and what each subcommand does.
 
-use std::collections::HashMap;
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -10,12 +8,12 @@ use clap::{Args, Parser, Subcommand};
 use starflow_udfs::Device;
 
 use crate::catalog::Release;
-use crate::engine::{Engine, EngineOptions};
+use crate::engine::EngineOptions;
 use crate::error::CliError;
 use crate::object_stores::StoreOptions;
-use crate::output::{Destination, OutputFile, OutputFormat, Sink};
-use crate::progress::Progress;
-use crate::tables::{InputFormat, parse_table_arg, register_table};
+use crate::output::OutputFormat;
+use crate::session::{Session, SessionSettings, substitute};
+use crate::tables::{InputFormat, parse_table_arg};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -171,122 +169,48 @@ fn seconds(value: f64, flag: &str) -> Result<Duration, CliError> {
         .ok_or_else(|| CliError::usage(format!("{flag} must be a positive number of seconds")))
 }
 
-/// Replace `${name}` (or `${name:-default}`) with defined values; an undefined name without a default is an error.
-pub fn substitute(sql: &str, defines: &HashMap<String, String>) -> Result<String, CliError> {
-    let mut out = String::with_capacity(sql.len());
-    let mut rest = sql;
-    while let Some(start) = rest.find("${") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let end = after.find('}').ok_or_else(|| CliError::usage("unterminated ${...} in SQL"))?;
-        let (name, default) = match after[..end].split_once(":-") {
-            Some((n, d)) => (n, Some(d)),
-            None => (&after[..end], None),
-        };
-        match defines.get(name).map(String::as_str).or(default) {
-            Some(value) => out.push_str(value),
-            None => return Err(CliError::usage(format!("undefined variable ${{{name}}}: pass --define {name}=VALUE"))),
-        }
-        rest = &after[end + 1..];
-    }
-    out.push_str(rest);
-    Ok(out)
-}
-
-/// Everything a session needs besides the engine: how results leave.
-pub struct Session {
-    pub engine: Engine,
-    pub global: GlobalArgs,
-}
-
-impl Session {
-    pub async fn open(global: GlobalArgs) -> Result<Self, CliError> {
+impl GlobalArgs {
+    fn engine_options(&self) -> Result<EngineOptions, CliError> {
         let defaults = EngineOptions::default();
-        let options = EngineOptions {
-            threads: global.threads.filter(|&n| n > 0).unwrap_or(defaults.threads),
-            memory_limit: global.memory_limit,
-            batch_size: global.batch_size.filter(|&n| n > 0),
+        Ok(EngineOptions {
+            threads: self.threads.filter(|&n| n > 0).unwrap_or(defaults.threads),
+            memory_limit: self.memory_limit,
+            batch_size: self.batch_size.filter(|&n| n > 0),
             stores: StoreOptions {
-                s3_endpoint: global.s3_endpoint.clone(),
-                s3_region: global.s3_region.clone(),
-                s3_unsigned: global.s3_unsigned,
-                s3_instance_metadata: global.s3_instance_metadata,
-                retries: global.io_retries,
-                request_timeout: seconds(global.io_timeout, "--io-timeout")?,
-                connect_timeout: seconds(global.connect_timeout, "--connect-timeout")?,
+                s3_endpoint: self.s3_endpoint.clone(),
+                s3_region: self.s3_region.clone(),
+                s3_unsigned: self.s3_unsigned,
+                s3_instance_metadata: self.s3_instance_metadata,
+                retries: self.io_retries,
+                request_timeout: seconds(self.io_timeout, "--io-timeout")?,
+                connect_timeout: seconds(self.connect_timeout, "--connect-timeout")?,
             },
-            models_dir: global.models.clone(),
-            device: global.device,
-            announce_models: !global.quiet,
-        };
-        let engine = Engine::new(&options)?;
-        for (name, url) in &global.tables {
-            register_table(engine.context(), name, url, global.input_format).await?;
-        }
-        Ok(Self { engine, global })
+            models_dir: self.models.clone(),
+            device: self.device,
+            announce_models: !self.quiet,
+        })
     }
 
-    pub fn status(&self, message: &str) {
-        if !self.global.quiet {
-            eprintln!("{message}");
+    fn session_settings(self) -> SessionSettings {
+        SessionSettings {
+            tables: self.tables,
+            input_format: self.input_format,
+            output: self.output,
+            format_out: self.format_out,
+            quiet: self.quiet,
+            max_rows: self.max_rows,
         }
     }
 
-    /// Run every statement of `sql`. With --output, the last statement's result goes there; other results are shown.
-    pub async fn run_script(&self, sql: &str) -> Result<(), CliError> {
-        let statements = self.engine.parse(sql)?;
-        let count = statements.len();
-        let mut wrote_output = false;
-        for (i, statement) in statements.into_iter().enumerate() {
-            let last = i + 1 == count;
-            let Some(query) = self.engine.execute(statement).await? else { continue };
-            let to_file = last && self.global.output.is_some();
-            let sink = self.sink(to_file)?;
-            let progress = Progress::start(&query.plan, !self.global.quiet && std::io::stderr().is_terminal());
-            let result = sink.write(query.stream, ctrl_c()).await;
-            progress.finish();
-            let rows = result?;
-            if let (true, Some(path)) = (to_file, &self.global.output) {
-                wrote_output = true;
-                self.status(&format!("wrote {rows} rows to {path}"));
-            }
-        }
-        if let (false, Some(path)) = (wrote_output, &self.global.output) {
-            self.status(&format!("warning: the last statement returned no rows; nothing written to {path}"));
-        }
-        Ok(())
-    }
-
-    fn sink(&self, to_file: bool) -> Result<Sink, CliError> {
-        let (destination, inferred) = match (&self.global.output, to_file) {
-            (Some(path), true) => (
-                Destination::File(OutputFile::resolve(path, &self.engine.context().runtime_env())?),
-                OutputFormat::from_path(path),
-            ),
-            _ => (Destination::Stdout, Some(OutputFormat::Table)),
-        };
-        let format = match (self.global.format_out, to_file) {
-            (Some(f), true) => f,
-            // --format-out describes the output file when there is one; other results are shown as tables.
-            (Some(_), false) if self.global.output.is_some() => OutputFormat::Table,
-            (Some(f), false) => f,
-            (None, _) => inferred.ok_or_else(|| {
-                CliError::usage("cannot tell the output format from the file name: pass --format-out")
-            })?,
-        };
-        Ok(Sink { format, destination, max_rows: self.global.max_rows })
-    }
-}
-
-pub(crate) async fn ctrl_c() {
-    if tokio::signal::ctrl_c().await.is_err() {
-        std::future::pending::<()>().await;
+    async fn open(self) -> Result<Session, CliError> {
+        let options = self.engine_options()?;
+        Session::open(&options, self.session_settings()).await
     }
 }
 
 pub async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
-        Command::Sql { sql } => Session::open(cli.global).await?.run_script(&sql).await,
+        Command::Sql { sql } => cli.global.open().await?.run_script(&sql).await,
         Command::Run { files, defines } => {
             let defines = defines.into_iter().collect();
             let mut sql = String::new();
@@ -296,25 +220,25 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 sql.push_str(&substitute(&text, &defines)?);
                 sql.push_str(";\n");
             }
-            Session::open(cli.global).await?.run_script(&sql).await
+            cli.global.open().await?.run_script(&sql).await
         }
-        Command::Shell => crate::shell::run(Session::open(cli.global).await?).await,
+        Command::Shell => crate::shell::run(cli.global.open().await?).await,
         Command::Catalog { input, output_dir, release } => {
             if !output_dir.contains("://") {
                 std::fs::create_dir_all(&output_dir).map_err(|e| CliError::output(format!("{output_dir}: {e}")))?;
             }
-            let session = Session::open(cli.global).await?;
+            let session = cli.global.open().await?;
             let written = crate::catalog::run(&session, &input, &output_dir, release).await?;
             session.status(&format!("wrote {} rows to each of {}", written.rows, written.files.join(", ")));
             Ok(())
         }
         Command::Models => {
-            let session = Session::open(cli.global).await?;
+            let session = cli.global.open().await?;
             print!("{}", crate::catalog_info::describe_models(session.engine.models()));
             Ok(())
         }
         Command::Functions => {
-            let session = Session::open(cli.global).await?;
+            let session = cli.global.open().await?;
             print!("{}", crate::catalog_info::describe_functions(session.engine.models()));
             Ok(())
         }
@@ -336,13 +260,8 @@ mod tests {
     }
 
     #[test]
-    fn substitution() {
-        let defines = HashMap::from([("input".to_string(), "s3://b/x.parquet".to_string())]);
-        let sql = substitute("SELECT * FROM '${input}' LIMIT ${n:-10}", &defines).unwrap();
-        assert_eq!(sql, "SELECT * FROM 's3://b/x.parquet' LIMIT 10");
-        let err = substitute("SELECT ${missing}", &defines).unwrap_err();
-        assert!(err.message.contains("--define missing=VALUE"), "{}", err.message);
-        assert!(substitute("SELECT ${oops", &defines).is_err());
+    fn defines() {
+        assert_eq!(parse_define("input=s3://b/x=1").unwrap(), ("input".into(), "s3://b/x=1".into()));
         assert!(parse_define("bad name=1").is_err());
     }
 }

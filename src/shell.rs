@@ -3,7 +3,7 @@
 use rustyline::DefaultEditor;
 use rustyline::error::ReadlineError;
 
-use crate::cli::Session;
+use crate::session::Session;
 use crate::error::CliError;
 
 const HELP: &str = "Statements end with ';' and may span lines.\n\
