@@ -20,9 +20,9 @@ use crate::tables::{InputFormat, parse_table_arg};
     name = "starflow",
     version,
     about = "SQL over stellar catalogues (Parquet/CSV, local or object storage) with StarFlow ages and masses as columns",
-    after_help = "Exit codes: 0 ok, 1 runtime error, 2 usage error, 3 SQL error (syntax, unknown table/column), \
-                  4 data error (missing or unreadable input, access denied, unreachable endpoint), 5 output error, \
-                  130 interrupted."
+    after_help = "Exit codes: 0 ok, 1 runtime error, 2 usage error (also an option beyond its bound), 3 SQL error \
+                  (syntax, unknown table/column, invalid setting), 4 data error (missing or unreadable input, access \
+                  denied, unreachable endpoint), 5 output error, 130 interrupted."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -85,17 +85,17 @@ pub struct GlobalArgs {
     /// No progress bar and no status messages on stderr.
     #[arg(short, long, global = true)]
     pub quiet: bool,
-    /// Query threads [default: the number of cores].
-    #[arg(long, value_name = "N", env = "STARFLOW_THREADS", global = true)]
+    /// Query threads, 1 to 256 [default: the number of cores].
+    #[arg(long, value_name = "N", env = "STARFLOW_THREADS", value_parser = count(1, MAX_THREADS), global = true)]
     pub threads: Option<usize>,
-    /// Memory limit of query operators, e.g. 512M or 4G; sorts and aggregations spill to disk beyond it.
+    /// Memory limit of query operators, 1M to 64T, e.g. 512M or 4G; sorts and aggregations spill to disk beyond it.
     #[arg(long, value_name = "SIZE", value_parser = parse_size, global = true)]
     pub memory_limit: Option<usize>,
-    /// Rows per record batch, the unit of parallel work [default: 1024].
-    #[arg(long, value_name = "N", global = true)]
+    /// Rows per record batch, the unit of parallel work, 1 to 65536 [default: 1024].
+    #[arg(long, value_name = "N", value_parser = count(1, MAX_BATCH_SIZE), global = true)]
     pub batch_size: Option<usize>,
-    /// Rows shown by the table output format.
-    #[arg(long, value_name = "N", default_value_t = 40, global = true)]
+    /// Rows shown by the table output format, 0 to 100000 (cells are cut at 200 characters).
+    #[arg(long, value_name = "N", default_value_t = 40, value_parser = count(0, MAX_SHOWN_ROWS), global = true)]
     pub max_rows: usize,
     /// S3 endpoint URL for S3-compatible stores (default: AWS_ENDPOINT_URL / AWS_ENDPOINT, the profile, or AWS).
     /// Plain http is allowed only when this URL says http://.
@@ -110,21 +110,45 @@ pub struct GlobalArgs {
     /// Allow credentials from the cloud instance-metadata service when none are configured.
     #[arg(long, global = true)]
     pub s3_instance_metadata: bool,
-    /// Retries of a failed object-store request.
-    #[arg(long, value_name = "N", default_value_t = 3, global = true)]
+    /// Retries of a failed object-store request, 0 to 100.
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = count(0, MAX_RETRIES), global = true)]
     pub io_retries: usize,
-    /// Time limit of one object-store request, in seconds.
-    #[arg(long, value_name = "SECONDS", default_value_t = 30.0, global = true)]
-    pub io_timeout: f64,
+    /// Time limit of one object-store request, in seconds (above 0, at most 86400).
+    #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = seconds(MAX_IO_TIMEOUT), global = true)]
+    pub io_timeout: Duration,
     /// Directory of models (one sub-directory per model, see docs/MODEL_FORMAT.md) [default: the bundled models/].
     #[arg(long, value_name = "DIR", env = "STARFLOW_MODELS", global = true)]
     pub models: Option<PathBuf>,
     /// Device for flow inference: cpu, cuda or cuda:N. A CUDA request that cannot be honoured is an error.
     #[arg(long, value_name = "DEVICE", env = "STARFLOW_DEVICE", default_value = "cpu", value_parser = parse_device, global = true)]
     pub device: Device,
-    /// Time limit for connecting to an object-store endpoint, in seconds.
-    #[arg(long, value_name = "SECONDS", default_value_t = 5.0, global = true)]
-    pub connect_timeout: f64,
+    /// Time limit for connecting to an object-store endpoint, in seconds (above 0, at most 3600).
+    #[arg(long, value_name = "SECONDS", default_value = "5", value_parser = seconds(MAX_CONNECT_TIMEOUT), global = true)]
+    pub connect_timeout: Duration,
+}
+
+/// Bounds of the numeric options (README, `--help`): beyond them a value is a usage error, never a crash or an
+/// allocation the machine cannot make.
+const MAX_THREADS: u64 = 256;
+const MAX_BATCH_SIZE: u64 = 65_536;
+const MAX_SHOWN_ROWS: u64 = 100_000;
+const MAX_RETRIES: u64 = 100;
+const MAX_IO_TIMEOUT: f64 = 86_400.0;
+const MAX_CONNECT_TIMEOUT: f64 = 3_600.0;
+const MIN_MEMORY: f64 = (1u64 << 20) as f64;
+const MAX_MEMORY: f64 = (64u64 << 40) as f64;
+
+/// A whole number in `min..=max`.
+fn count(min: u64, max: u64) -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::new().range(min..=max)
+}
+
+/// A number of seconds above 0 and at most `max`.
+fn seconds(max: f64) -> impl Fn(&str) -> Result<Duration, String> + Clone + Send + Sync + 'static {
+    move |arg: &str| match arg.trim().parse::<f64>() {
+        Ok(s) if s > 0.0 && s <= max => Ok(Duration::from_secs_f64(s)),
+        _ => Err(format!("'{arg}' is not a number of seconds above 0 and at most {max}")),
+    }
 }
 
 fn parse_device(arg: &str) -> Result<Device, String> {
@@ -139,7 +163,7 @@ fn parse_define(arg: &str) -> Result<(String, String), String> {
     Ok((name.to_string(), value.to_string()))
 }
 
-/// `512M`, `4G`, `1.5GiB`, `1000000` (bytes).
+/// `512M`, `4G`, `1.5GiB`, `1048576` (bytes), from 1 MiB to 64 TiB.
 pub fn parse_size(arg: &str) -> Result<usize, String> {
     let s = arg.trim().to_ascii_uppercase();
     let s = s.trim_end_matches("IB").trim_end_matches('B');
@@ -156,39 +180,33 @@ pub fn parse_size(arg: &str) -> Result<usize, String> {
         _ => return Err(format!("invalid size '{arg}' (e.g. 512M, 4G)")),
     };
     let value: f64 = number.trim().parse().map_err(|_| format!("invalid size '{arg}' (e.g. 512M, 4G)"))?;
-    if !(value.is_finite() && value > 0.0) {
-        return Err(format!("invalid size '{arg}': must be positive"));
+    let bytes = value * scale;
+    if !(MIN_MEMORY..=MAX_MEMORY).contains(&bytes) {
+        return Err(format!("invalid size '{arg}': from 1M to 64T"));
     }
-    Ok((value * scale) as usize)
-}
-
-fn seconds(value: f64, flag: &str) -> Result<Duration, CliError> {
-    Duration::try_from_secs_f64(value)
-        .ok()
-        .filter(|d| !d.is_zero())
-        .ok_or_else(|| CliError::usage(format!("{flag} must be a positive number of seconds")))
+    Ok(bytes as usize)
 }
 
 impl GlobalArgs {
-    fn engine_options(&self) -> Result<EngineOptions, CliError> {
+    fn engine_options(&self) -> EngineOptions {
         let defaults = EngineOptions::default();
-        Ok(EngineOptions {
-            threads: self.threads.filter(|&n| n > 0).unwrap_or(defaults.threads),
+        EngineOptions {
+            threads: self.threads.unwrap_or(defaults.threads),
             memory_limit: self.memory_limit,
-            batch_size: self.batch_size.filter(|&n| n > 0),
+            batch_size: self.batch_size,
             stores: StoreOptions {
                 s3_endpoint: self.s3_endpoint.clone(),
                 s3_region: self.s3_region.clone(),
                 s3_unsigned: self.s3_unsigned,
                 s3_instance_metadata: self.s3_instance_metadata,
                 retries: self.io_retries,
-                request_timeout: seconds(self.io_timeout, "--io-timeout")?,
-                connect_timeout: seconds(self.connect_timeout, "--connect-timeout")?,
+                request_timeout: self.io_timeout,
+                connect_timeout: self.connect_timeout,
             },
             models_dir: self.models.clone(),
             device: self.device,
             announce_models: !self.quiet,
-        })
+        }
     }
 
     fn session_settings(self) -> SessionSettings {
@@ -203,7 +221,7 @@ impl GlobalArgs {
     }
 
     async fn open(self) -> Result<Session, CliError> {
-        let options = self.engine_options()?;
+        let options = self.engine_options();
         Session::open(&options, self.session_settings()).await
     }
 }
@@ -254,9 +272,32 @@ mod tests {
         assert_eq!(parse_size("512M").unwrap(), 512 << 20);
         assert_eq!(parse_size("4g").unwrap(), 4 << 30);
         assert_eq!(parse_size("1.5GiB").unwrap(), 3 << 29);
-        assert_eq!(parse_size("1000").unwrap(), 1000);
-        assert!(parse_size("12Q").is_err());
-        assert!(parse_size("-1G").is_err());
+        assert_eq!(parse_size("1048576").unwrap(), 1 << 20);
+        for bad in ["12Q", "-1G", "1000", "0.5M", "65T", "1e300G", "NaN", "inf"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn numeric_options_are_bounded() {
+        for args in [
+            &["--threads", "0"][..],
+            &["--threads", "20000"],
+            &["--threads", "4294967296"],
+            &["--batch-size", "0"],
+            &["--batch-size", "65537"],
+            &["--max-rows", "-1"],
+            &["--io-retries", "4294967295"],
+            &["--io-timeout", "1e18"],
+            &["--io-timeout", "0"],
+            &["--io-timeout", "NaN"],
+            &["--connect-timeout", "inf"],
+        ] {
+            let err = Cli::try_parse_from(["starflow"].iter().chain(args).chain(&["models"])).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{args:?}");
+        }
+        let ok = Cli::try_parse_from(["starflow", "--threads", "256", "--io-timeout", "0.5", "models"]).unwrap();
+        assert_eq!((ok.global.threads, ok.global.io_timeout), (Some(256), Duration::from_millis(500)));
     }
 
     #[test]

@@ -12,9 +12,10 @@ use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::logical_expr::{LogicalPlan, Statement as PlanStatement};
 use datafusion::sql::parser::{DFParser, Statement};
 
-use starflow_udfs::{Device, ModelRegistry};
+use starflow_udfs::{Device, ModelRegistry, StarflowConfig};
 
 use crate::executor::CpuExecutor;
 use crate::object_stores::{StoreOptions, StoreRegistry};
@@ -113,6 +114,9 @@ impl Engine {
             Ok(plan) => plan,
             Err(e) => return Err(self.explain_missing_location(e).await),
         };
+        if let LogicalPlan::Statement(PlanStatement::SetVariable(set)) = &plan {
+            return self.set(set.variable.clone(), set.value.clone(), plan).await.map(|()| None);
+        }
         let df = self.ctx.execute_logical_plan(plan).await?;
         if df.schema().fields().is_empty() {
             return Ok(None);
@@ -121,6 +125,27 @@ impl Engine {
         let plan = df.create_physical_plan().await?;
         let stream = self.cpu.execute(Arc::clone(&plan), task);
         Ok(Some(Query { plan, stream }))
+    }
+
+    /// A `SET`: an unreadable value, or a `starflow.*` value no model can run with, is an invalid setting (and the
+    /// previous value stays).
+    async fn set(&self, variable: String, value: String, plan: LogicalPlan) -> Result<()> {
+        let settings = || self.ctx.state().config_options().extensions.get::<StarflowConfig>().cloned().unwrap_or_default();
+        let before = settings();
+        self.ctx.execute_logical_plan(plan).await.map_err(|e| {
+            let cause = match e.find_root() {
+                DataFusionError::Configuration(m) => m.clone(),
+                DataFusionError::External(parse) => format!("not a valid value ({parse})"),
+                root => root.strip_backtrace(),
+            };
+            DataFusionError::Configuration(format!("{variable} = {value}: {cause}"))
+        })?;
+        let after = settings();
+        if let Some(Err(e)) = self.models.models().map(|m| after.options_for(m)).find(Result::is_err) {
+            self.ctx.state_ref().write().config_mut().options_mut().extensions.insert(before);
+            return Err(DataFusionError::Configuration(e));
+        }
+        Ok(())
     }
 }
 

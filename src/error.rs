@@ -29,7 +29,7 @@ pub struct CliError {
 
 impl CliError {
     pub fn new(class: ErrorClass, message: impl Into<String>) -> Self {
-        Self { class, message: one_line(&message.into()) }
+        Self { class, message: redact(&one_line(&message.into())) }
     }
     pub fn usage(message: impl Into<String>) -> Self {
         Self::new(ErrorClass::Usage, message)
@@ -69,6 +69,39 @@ impl std::error::Error for CliError {}
 
 fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// `text` with the secrets a URL can carry hidden: user-info (`scheme://user:password@host`) and query strings (the
+/// signature of a presigned URL). Every message starflow prints passes through here.
+pub fn redact(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        let (before, after) = rest.split_at(at + 3);
+        out.push_str(before);
+        // A URL runs to the first space or closing quote/bracket.
+        let end = after.find(|c: char| c.is_whitespace() || "'\"`<>()[]{}".contains(c)).unwrap_or(after.len());
+        let url = &after[..end];
+        let authority_end = url.find(['/', '?', '#']).unwrap_or(url.len());
+        let (authority, path) = url.split_at(authority_end);
+        match authority.rfind('@') {
+            Some(i) => {
+                out.push_str("***");
+                out.push_str(&authority[i..]);
+            }
+            None => out.push_str(authority),
+        }
+        match path.find('?') {
+            Some(q) => {
+                out.push_str(&path[..=q]);
+                out.push_str("***");
+            }
+            None => out.push_str(path),
+        }
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// A problem with the data a query needs (a store, a file, a model), raised by starflow's own code inside DataFusion.
@@ -123,27 +156,37 @@ fn classify(e: &DataFusionError) -> (ErrorClass, String) {
         }
         _ => {}
     }
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(root);
-    while let Some(err) = source {
-        if let Some(DataError(m)) = err.downcast_ref::<DataError>() {
-            return (ErrorClass::Data, m.clone());
-        }
+    let chain = || std::iter::successors(Some(root as &(dyn std::error::Error + 'static)), |e| e.source());
+    // Errors of starflow's own code raised inside DataFusion carry their class.
+    if let Some(e) = chain().find_map(|e| e.downcast_ref::<CliError>()) {
+        return (e.class, e.message.clone());
+    }
+    if let Some(DataError(m)) = chain().find_map(|e| e.downcast_ref::<DataError>()) {
+        return (ErrorClass::Data, m.clone());
+    }
+    for err in chain() {
         if let Some(os) = err.downcast_ref::<object_store::Error>() {
             return (ErrorClass::Data, describe_store_error(os));
         }
         if let Some(DataFusionError::ObjectStore(os)) = err.downcast_ref::<DataFusionError>() {
             return (ErrorClass::Data, describe_store_error(os));
         }
-        source = err.source();
     }
-    let class = match root {
-        DataFusionError::ParquetError(_) | DataFusionError::IoError(_) => ErrorClass::Data,
-        DataFusionError::ArrowError(a, _) if matches!(**a, datafusion::arrow::error::ArrowError::CsvError(_)) => {
-            ErrorClass::Data
-        }
-        _ => ErrorClass::Runtime,
-    };
+    let class = if chain().any(is_reading_error) { ErrorClass::Data } else { ErrorClass::Runtime };
     (class, strip_prefixes(&root.strip_backtrace()))
+}
+
+/// A reader's error: the input is damaged or not what its format says (a CSV value that does not parse, text that is
+/// not UTF-8, a corrupt Parquet page). Not a SQL cast or arithmetic error, which are the query's.
+fn is_reading_error(e: &(dyn std::error::Error + 'static)) -> bool {
+    use datafusion::arrow::error::ArrowError as A;
+    let arrow = |a: &A| matches!(a, A::CsvError(_) | A::JsonError(_) | A::ParseError(_) | A::ParquetError(_) | A::IoError(..));
+    match e.downcast_ref::<DataFusionError>() {
+        Some(DataFusionError::ParquetError(_) | DataFusionError::IoError(_)) => return true,
+        Some(DataFusionError::ArrowError(a, _)) => return arrow(a),
+        _ => {}
+    }
+    e.downcast_ref::<A>().is_some_and(arrow) || e.is::<datafusion::parquet::errors::ParquetError>()
 }
 
 /// The path in "table 'datafusion.public.<path>' not found" when the table name is a file path or URL.

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::io::IsTerminal;
 
 use crate::engine::{Engine, EngineOptions};
-use crate::error::CliError;
+use crate::error::{CliError, redact};
 use crate::output::{Destination, OutputFile, OutputFormat, Sink};
 use crate::progress::Progress;
 use crate::tables::{InputFormat, register_table};
@@ -41,7 +41,7 @@ impl Session {
 
     pub fn status(&self, message: &str) {
         if !self.settings.quiet {
-            eprintln!("{message}");
+            eprintln!("{}", redact(message));
         }
     }
 

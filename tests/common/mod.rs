@@ -170,3 +170,8 @@ pub fn assert_no_secret(output: &std::process::Output) {
         assert!(!String::from_utf8_lossy(text).contains(SECRET_KEY), "the secret key is in {name}");
     }
 }
+
+/// Exit code, stdout and stderr of a finished starflow.
+pub fn outcome(output: &std::process::Output) -> (Option<i32>, String, String) {
+    (output.status.code(), stdout_of(output), String::from_utf8_lossy(&output.stderr).into_owned())
+}
