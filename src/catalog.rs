@@ -15,7 +15,7 @@ use starflow_udfs::manifest::Transform;
 use starflow_udfs::model::Model;
 
 use crate::session::{Session, ctrl_c, substitute};
-use crate::error::CliError;
+use crate::error::{CliError, redact};
 use crate::output::{OutputFile, OutputFormat, StagedFile, next_batch};
 use crate::progress::Progress;
 
@@ -73,7 +73,10 @@ pub struct Written {
     pub files: Vec<String>,
 }
 
-/// The SQL of a catalogue run: the input view over `input`, then the VAC query.
+/// The name the catalogue's input is registered under (so that it is read like `--table`, with `--input-format`).
+const SOURCE_TABLE: &str = "starflow_catalog_source";
+
+/// The SQL of a catalogue run: the input view over `input` (a file, or a registered table), then the VAC query.
 pub fn catalog_sql(input: &str, release: Release) -> Result<String, CliError> {
     let view = match release {
         Release::Dr19 => DR19_INPUTS,
@@ -219,13 +222,15 @@ fn plan_parts(session: &Session, schema: &Schema, output_dir: &str, input: &str)
 /// Run the catalogue of `input` into `output_dir` (local or object store).
 pub async fn run(session: &Session, input: &str, output_dir: &str, release: Release) -> Result<Written, CliError> {
     let engine = &session.engine;
-    let mut statements = engine.parse(&catalog_sql(input, release)?)?;
+    crate::tables::register_table(engine, SOURCE_TABLE, input, session.settings.input_format).await?;
+    let mut statements = engine.parse(&catalog_sql(SOURCE_TABLE, release)?)?;
     let last = statements.pop_back().ok_or_else(|| CliError::runtime("the catalogue query is empty"))?;
     for statement in statements {
         engine.execute(statement).await?;
     }
     let mut query = engine.execute(last).await?.ok_or_else(|| CliError::runtime("the catalogue query returned nothing"))?;
-    let parts = plan_parts(session, &query.stream.schema(), output_dir, input)?;
+    // A presigned input URL's signature stays out of the files' provenance.
+    let parts = plan_parts(session, &query.stream.schema(), output_dir, &redact(input))?;
     let mut staged: Vec<StagedFile> =
         parts.iter().map(|p| p.file.stage(OutputFormat::Parquet, Arc::clone(&p.schema))).collect::<Result<_, _>>()?;
 

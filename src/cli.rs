@@ -73,7 +73,7 @@ pub struct GlobalArgs {
     /// az://, http(s)://. Repeatable.
     #[arg(long = "table", value_name = "NAME=URL", value_parser = parse_table_arg, global = true)]
     pub tables: Vec<(String, String)>,
-    /// Format of --table inputs (default: from the file extension; directories are read as Parquet).
+    /// Format of --table and catalogue inputs (default: from the file extension; directories are read as Parquet).
     #[arg(long, value_enum, global = true)]
     pub input_format: Option<InputFormat>,
     /// Output format (default: from the --output extension, else a table on stdout).

@@ -12,8 +12,11 @@ use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::datasource::listing::ListingOptions;
 use datafusion::logical_expr::{LogicalPlan, Statement as PlanStatement};
-use datafusion::sql::parser::{DFParser, Statement};
+use datafusion::sql::parser::{CopyToSource, DFParser, Statement};
+use datafusion::sql::sqlparser::ast::{ObjectName, ObjectNamePart, visit_relations_mut};
+use std::ops::ControlFlow;
 
 use starflow_udfs::{Device, ModelRegistry, StarflowConfig};
 
@@ -64,6 +67,7 @@ pub struct Engine {
     ctx: SessionContext,
     cpu: CpuExecutor,
     models: Arc<ModelRegistry>,
+    stores: Arc<StoreRegistry>,
 }
 
 impl Engine {
@@ -72,8 +76,8 @@ impl Engine {
         let config = SessionConfig::new().with_target_partitions(options.threads.max(1)).with_information_schema(true);
         let mut config = starflow_udfs::configure(config);
         config = config.with_batch_size(options.batch_size.unwrap_or(DEFAULT_BATCH_SIZE));
-        let registry = StoreRegistry::new(options.stores.clone(), tokio::runtime::Handle::current());
-        let mut runtime = RuntimeEnvBuilder::new().with_object_store_registry(Arc::new(registry));
+        let stores = Arc::new(StoreRegistry::new(options.stores.clone(), tokio::runtime::Handle::current()));
+        let mut runtime = RuntimeEnvBuilder::new().with_object_store_registry(Arc::clone(&stores) as _);
         if let Some(limit) = options.memory_limit {
             // Spilling operators share the pool fairly; each sort keeps a merge reservation that must fit beside the
             // others (DataFusion's 10 MB default per partition would exhaust a small limit before anything spills).
@@ -81,16 +85,17 @@ impl Engine {
             let per_sort = (limit / (4 * options.threads.max(1))).min(10 << 20);
             config.options_mut().execution.sort_spill_reservation_bytes = per_sort;
         }
-        let state = SessionStateBuilder::new()
+        let mut state = SessionStateBuilder::new()
             .with_config(config)
             .with_runtime_env(runtime.build_arc()?)
             .with_default_features()
             .with_physical_optimizer_rules(crate::plan_rules::physical_rules())
             .build();
+        crate::formats::register(&mut state)?;
         let ctx = SessionContext::new_with_state(state).enable_url_table();
         let models = Arc::new(load_models(options)?);
         starflow_udfs::register(&ctx, &models);
-        Ok(Self { ctx, cpu: CpuExecutor::new(options.threads)?, models })
+        Ok(Self { ctx, cpu: CpuExecutor::new(options.threads)?, models, stores })
     }
 
     pub fn models(&self) -> &Arc<ModelRegistry> {
@@ -108,7 +113,8 @@ impl Engine {
 
     /// Plan and start one statement. DDL and `SET` take effect here and return `None`; statements with result columns
     /// return the running query, executing on the CPU runtime.
-    pub async fn execute(&self, statement: Statement) -> Result<Option<Query>> {
+    pub async fn execute(&self, mut statement: Statement) -> Result<Option<Query>> {
+        self.prepare_locations(&mut statement)?;
         let state = self.ctx.state();
         let plan = match state.statement_to_plan(statement).await {
             Ok(plan) => plan,
@@ -125,6 +131,12 @@ impl Engine {
         let plan = df.create_physical_plan().await?;
         let stream = self.cpu.execute(Arc::clone(&plan), task);
         Ok(Some(Query { plan, stream }))
+    }
+
+    /// Register a table over `location` (a file, directory or glob), read as `format`.
+    pub async fn register_listing_table(&self, name: &str, location: &str, options: ListingOptions) -> Result<()> {
+        self.stores.note_location(location)?;
+        self.ctx.register_listing_table(name, location, options, None, None).await
     }
 
     /// A `SET`: an unreadable value, or a `starflow.*` value no model can run with, is an invalid setting (and the
@@ -146,6 +158,39 @@ impl Engine {
             return Err(DataFusionError::Configuration(e));
         }
         Ok(())
+    }
+
+    /// Presigned http(s) URLs in `statement` (tables named by URL, external table locations) are noted with their
+    /// stores.
+    fn prepare_locations(&self, statement: &mut Statement) -> Result<()> {
+        let mut failure = None;
+        let mut prepare = |location: &mut String| {
+            if let Err(e) = self.stores.note_location(location) {
+                failure.get_or_insert(e);
+            }
+        };
+        for_each_location(statement, &mut prepare);
+        failure.map_or(Ok(()), Err)
+    }
+}
+
+/// Call `f` on every location a statement reads: a table named by a single (quoted) name, an external table's paths.
+fn for_each_location(statement: &mut Statement, f: &mut impl FnMut(&mut String)) {
+    let mut relation = |name: &mut ObjectName| {
+        if let [ObjectNamePart::Identifier(ident)] = name.0.as_mut_slice() {
+            f(&mut ident.value);
+        }
+        ControlFlow::<()>::Continue(())
+    };
+    match statement {
+        Statement::Statement(inner) => drop(visit_relations_mut(inner.as_mut(), &mut relation)),
+        Statement::CopyTo(copy) => match &mut copy.source {
+            CopyToSource::Relation(name) => drop(relation(name)),
+            CopyToSource::Query(query) => drop(visit_relations_mut(query.as_mut(), &mut relation)),
+        },
+        Statement::CreateExternalTable(table) => table.locations.iter_mut().for_each(|l| f(l)),
+        Statement::Explain(explain) => for_each_location(&mut explain.statement, f),
+        Statement::Reset(_) => {}
     }
 }
 

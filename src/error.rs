@@ -1,6 +1,9 @@
 //! User-facing errors: one clear line and an exit code per class, never a panic or a backtrace.
 
+use std::cell::Cell;
 use std::fmt;
+use std::panic::AssertUnwindSafe;
+use std::task::Poll;
 
 use datafusion::common::DataFusionError;
 
@@ -104,6 +107,38 @@ pub fn redact(text: &str) -> String {
     out
 }
 
+thread_local! {
+    static CATCHING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether a panic raised now will be caught and reported as an error (the panic hook stays quiet then).
+pub fn panic_is_caught() -> bool {
+    CATCHING.with(Cell::get)
+}
+
+/// The message of a panic's payload.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    let text = payload.downcast_ref::<&str>().copied().or(payload.downcast_ref::<String>().map(String::as_str));
+    text.unwrap_or("a panic").to_string()
+}
+
+/// Run `future`, turning a panic while it is polled into `Err(message)`: readers of damaged files (the parquet crate
+/// on some corrupt footers) panic instead of returning an error.
+pub async fn catch_panic<F: Future>(future: F) -> Result<F::Output, String> {
+    let mut future = std::pin::pin!(future);
+    std::future::poll_fn(|cx| {
+        let caught = CATCHING.replace(true);
+        let polled = std::panic::catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx)));
+        CATCHING.set(caught);
+        match polled {
+            Ok(Poll::Ready(value)) => Poll::Ready(Ok(value)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(payload) => Poll::Ready(Err(panic_message(payload.as_ref()))),
+        }
+    })
+    .await
+}
+
 /// A problem with the data a query needs (a store, a file, a model), raised by starflow's own code inside DataFusion.
 #[derive(Debug)]
 pub struct DataError(pub String);
@@ -189,11 +224,12 @@ fn is_reading_error(e: &(dyn std::error::Error + 'static)) -> bool {
     e.downcast_ref::<A>().is_some_and(arrow) || e.is::<datafusion::parquet::errors::ParquetError>()
 }
 
-/// The path in "table 'datafusion.public.<path>' not found" when the table name is a file path or URL.
+/// The path in "table 'datafusion.public.<path>' not found" when the table name is a file path or URL (it has a '/'
+/// or a file name extension: a table's own name has neither).
 pub(crate) fn missing_location(message: &str) -> Option<String> {
     let name = message.strip_prefix("table '")?.strip_suffix("' not found")?;
     let name = name.strip_prefix("datafusion.public.").unwrap_or(name);
-    name.contains('/').then(|| name.to_string())
+    (name.contains('/') || std::path::Path::new(name).extension().is_some()).then(|| name.to_string())
 }
 
 fn describe_store_error(e: &object_store::Error) -> String {

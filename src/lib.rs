@@ -3,8 +3,8 @@
 //! Module map (see docs/ARCHITECTURE.md): `cli` (commands, on top: only `main` uses it), `session` (an engine and where
 //! results go: used by `cli`, `catalog` and `shell`), `catalog` (the StarFlow catalogue job), `engine` (the DataFusion
 //! session), `plan_rules` (physical optimizer rules), `executor` (the CPU runtime), `object_stores` (where data lives),
-//! `tables` (`--table`), `output` (where results go), `progress`, `shell`, `catalog_info` (`models`/`functions`),
-//! `error` (user-facing errors and exit codes).
+//! `tables` (`--table`), `formats` (input files checked against each other), `output` (where results go), `progress`,
+//! `shell`, `catalog_info` (`models`/`functions`), `error` (user-facing errors and exit codes).
 
 pub mod catalog;
 pub mod catalog_info;
@@ -12,6 +12,7 @@ pub mod cli;
 pub mod engine;
 pub mod error;
 pub mod executor;
+pub mod formats;
 pub mod object_stores;
 pub mod output;
 pub mod plan_rules;

@@ -2,12 +2,15 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use starflow::cli::{Cli, run};
-use starflow::error::{ErrorClass, redact};
+use starflow::error::{ErrorClass, panic_is_caught, redact};
 
 fn main() -> ExitCode {
-    // A panic is a bug, never a user error: say so in one line instead of a backtrace.
+    // A panic is a bug, never a user error: say so in one line instead of a backtrace. Panics of readers on damaged
+    // files are caught and reported as data errors naming the file (error::catch_panic).
     std::panic::set_hook(Box::new(|info| {
-        eprintln!("starflow: internal error (please report): {}", redact(&info.to_string()));
+        if !panic_is_caught() {
+            eprintln!("starflow: internal error (please report): {}", redact(&info.to_string()));
+        }
     }));
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,

@@ -34,7 +34,7 @@ impl Session {
     pub async fn open(options: &EngineOptions, settings: SessionSettings) -> Result<Self, CliError> {
         let engine = Engine::new(options)?;
         for (name, url) in &settings.tables {
-            register_table(engine.context(), name, url, settings.input_format).await?;
+            register_table(&engine, name, url, settings.input_format).await?;
         }
         Ok(Self { engine, settings })
     }

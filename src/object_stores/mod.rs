@@ -6,6 +6,8 @@
 
 mod aws_profile;
 mod io_store;
+mod presigned;
+mod visible;
 
 use crate::error::data_error;
 use std::collections::HashMap;
@@ -24,6 +26,8 @@ use tokio::runtime::Handle;
 use url::Url;
 
 pub use io_store::IoStore;
+use presigned::Presigned;
+use visible::Visible;
 
 /// How remote stores are reached. Everything not given here comes from the standard environment variables
 /// (`AWS_ACCESS_KEY_ID`, `AWS_REGION`, `AWS_ENDPOINT`, `GOOGLE_SERVICE_ACCOUNT`, `AZURE_STORAGE_ACCOUNT_NAME`, ...) and, for
@@ -140,18 +144,24 @@ impl StoreOptions {
                     .build()
                     .map_err(configuration)?,
             )),
-            "http" | "https" => Ok(Arc::new(
-                HttpBuilder::new()
-                    .with_url(store_key(url))
-                    .with_client_options(self.client_options(url.scheme() == "http"))
-                    .with_retry(self.retry_config())
-                    .build()
-                    .map_err(configuration)?,
-            )),
+            "http" | "https" => self.build_http(&store_key(url)),
             other => Err(data_error(format!(
                 "unsupported storage scheme '{other}://' (supported: file paths, s3://, gs://, az://, http(s)://)"
             ))),
         }
+    }
+}
+
+impl StoreOptions {
+    /// An HTTP store under `base` (`scheme://host`, with a presigned object's query string if it has one).
+    fn build_http(&self, base: &str) -> Result<Arc<dyn ObjectStore>> {
+        let store = HttpBuilder::new()
+            .with_url(base)
+            .with_client_options(self.client_options(base.starts_with("http://")))
+            .with_retry(self.retry_config())
+            .build()
+            .map_err(|e| data_error(format!("{base}: {e}")))?;
+        Ok(Arc::new(store))
     }
 }
 
@@ -160,19 +170,54 @@ fn store_key(url: &Url) -> String {
     format!("{}://{}", url.scheme(), &url[url::Position::BeforeHost..url::Position::AfterPort])
 }
 
-/// The session's [`ObjectStoreRegistry`]: creates stores on first use and caches them per bucket.
+/// The session's [`ObjectStoreRegistry`]: creates stores on first use and caches them per bucket. Every store lists
+/// only visible files ([`Visible`]); remote ones run on the IO runtime ([`IoStore`]); http(s) hosts serve presigned
+/// URLs ([`Presigned`]).
 #[derive(Debug)]
 pub struct StoreRegistry {
     options: StoreOptions,
     io: Handle,
     stores: Mutex<HashMap<String, Arc<dyn ObjectStore>>>,
+    hosts: Mutex<HashMap<String, Arc<Presigned>>>,
 }
 
 impl StoreRegistry {
     pub fn new(options: StoreOptions, io: Handle) -> Self {
-        let local: Arc<dyn ObjectStore> = Arc::new(LocalFileSystem::new());
+        let local: Arc<dyn ObjectStore> = Arc::new(Visible::new(Arc::new(LocalFileSystem::new())));
         let stores = HashMap::from([("file://".to_string(), local)]);
-        Self { options, io, stores: Mutex::new(stores) }
+        Self { options, io, stores: Mutex::new(stores), hosts: Mutex::default() }
+    }
+
+    fn on_io(&self, store: Arc<dyn ObjectStore>) -> Arc<dyn ObjectStore> {
+        Arc::new(IoStore::new(store, self.io.clone()))
+    }
+
+    fn build(&self, url: &Url) -> Result<Arc<dyn ObjectStore>> {
+        let remote = self.on_io(self.options.build_remote(url)?);
+        if !matches!(url.scheme(), "http" | "https") {
+            return Ok(Arc::new(Visible::new(remote)));
+        }
+        let host = Arc::new(Presigned::new(remote));
+        self.hosts.lock().unwrap_or_else(|p| p.into_inner()).insert(store_key(url), Arc::clone(&host));
+        Ok(Arc::new(Visible::new(host)))
+    }
+
+    /// Before `location` is read: a presigned http(s) URL (one with a query string) is read with its query.
+    pub fn note_location(&self, location: &str) -> Result<()> {
+        let Ok(url) = Url::parse(location) else { return Ok(()) };
+        if !matches!(url.scheme(), "http" | "https") || url.query().is_none() {
+            return Ok(());
+        }
+        self.get_store(&url)?;
+        let Some(host) = self.hosts.lock().unwrap_or_else(|p| p.into_inner()).get(&store_key(&url)).cloned() else {
+            return Ok(()); // a store registered by hand for this host: read as it is
+        };
+        let path = object_store::path::Path::from_url_path(url.path()).map_err(|e| data_error(e.to_string()))?;
+        let mut base = url.clone();
+        base.set_path("/");
+        base.set_fragment(None);
+        host.sign(path, self.on_io(self.options.build_http(base.as_str())?));
+        Ok(())
     }
 }
 
@@ -187,7 +232,7 @@ impl ObjectStoreRegistry for StoreRegistry {
         if let Some(store) = stores.get(&key) {
             return Ok(Arc::clone(store));
         }
-        let store: Arc<dyn ObjectStore> = Arc::new(IoStore::new(self.options.build_remote(url)?, self.io.clone()));
+        let store = self.build(url)?;
         stores.insert(key, Arc::clone(&store));
         Ok(store)
     }

@@ -175,3 +175,15 @@ pub fn assert_no_secret(output: &std::process::Output) {
 pub fn outcome(output: &std::process::Output) -> (Option<i32>, String, String) {
     (output.status.code(), stdout_of(output), String::from_utf8_lossy(&output.stderr).into_owned())
 }
+
+/// Rows `start..start + n` of the bundled catalogue as a Parquet file, without the columns in `drop`.
+pub fn write_bundled_rows(path: &Path, start: usize, n: usize, drop: &[&str]) {
+    use datafusion::arrow::compute::concat_batches;
+    let batches = read_parquet(&bundled_catalogue());
+    let all = concat_batches(&batches[0].schema(), &batches).unwrap().slice(start, n);
+    let keep: Vec<usize> = (0..all.num_columns()).filter(|&i| !drop.contains(&all.schema().field(i).name().as_str())).collect();
+    let rows = all.project(&keep).unwrap();
+    let mut writer = ArrowWriter::try_new(std::fs::File::create(path).unwrap(), rows.schema(), None).unwrap();
+    writer.write(&rows).unwrap();
+    writer.close().unwrap();
+}
