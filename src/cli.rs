@@ -12,6 +12,7 @@ use crate::engine::EngineOptions;
 use crate::error::CliError;
 use crate::object_stores::StoreOptions;
 use crate::output::OutputFormat;
+use crate::output::target::DirTarget;
 use crate::session::{Session, SessionSettings, substitute};
 use crate::tables::{InputFormat, parse_table_arg};
 
@@ -21,8 +22,9 @@ use crate::tables::{InputFormat, parse_table_arg};
     version,
     about = "SQL over stellar catalogues (Parquet/CSV, local or object storage) with StarFlow ages and masses as columns",
     after_help = "Exit codes: 0 ok, 1 runtime error, 2 usage error (also an option beyond its bound), 3 SQL error \
-                  (syntax, unknown table/column, invalid setting), 4 data error (missing or unreadable input, access \
-                  denied, unreachable endpoint), 5 output error, 130 interrupted."
+                  (syntax, unknown table/column, invalid setting), 4 data error (missing, unreadable, corrupt or \
+                  inconsistent input, access denied, unreachable endpoint), 5 output error, 130 interrupted (SIGINT, \
+                  SIGTERM or SIGHUP; nothing half-written remains)."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -55,7 +57,8 @@ pub enum Command {
     Catalog {
         /// The survey file (Parquet file, directory or glob; local or s3://, gs://, az://, http(s)://).
         input: String,
-        /// Where the three files go (a local directory, created if needed, or an object-store prefix).
+        /// Where the three files go: a local directory (created if needed) or an object-store prefix. They replace the
+        /// previous three together, or not at all.
         output_dir: String,
         /// The input's layout: dr19 (astraAllStarASPCAP) or dr17 (allStar).
         #[arg(long, value_enum, default_value = "dr19")]
@@ -79,7 +82,9 @@ pub struct GlobalArgs {
     /// Output format (default: from the --output extension, else a table on stdout).
     #[arg(long = "format-out", value_enum, global = true)]
     pub format_out: Option<OutputFormat>,
-    /// Write the last statement's result to PATH (local or s3://...), atomically: complete or absent.
+    /// Write the last statement's result to PATH, atomically (complete or absent): a local file (a symlink is written
+    /// through) or s3://BUCKET/KEY (the key as typed); `-` or /dev/stdout for stdout; an existing FIFO or character
+    /// device is streamed into.
     #[arg(short = 'o', long, value_name = "PATH", global = true)]
     pub output: Option<String>,
     /// No progress bar and no status messages on stderr.
@@ -242,11 +247,10 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Shell => crate::shell::run(cli.global.open().await?).await,
         Command::Catalog { input, output_dir, release } => {
-            if !output_dir.contains("://") {
-                std::fs::create_dir_all(&output_dir).map_err(|e| CliError::output(format!("{output_dir}: {e}")))?;
-            }
+            // Before the models load: a bad directory is a usage error at once.
+            let target = DirTarget::parse(&output_dir)?;
             let session = cli.global.open().await?;
-            let written = crate::catalog::run(&session, &input, &output_dir, release).await?;
+            let written = crate::catalog::run(&session, &input, (&target, &output_dir), release).await?;
             session.status(&format!("wrote {} rows to each of {}", written.rows, written.files.join(", ")));
             Ok(())
         }

@@ -20,8 +20,10 @@ use std::ops::ControlFlow;
 
 use starflow_udfs::{Device, ModelRegistry, StarflowConfig};
 
+use crate::error::CliError;
 use crate::executor::CpuExecutor;
-use crate::object_stores::{StoreOptions, StoreRegistry};
+use crate::object_stores::{StoreOptions, StoreRegistry, literal_location};
+use crate::output::copy::StagedCopy;
 
 /// Rows per batch unless told otherwise. Smaller than DataFusion's 8192: a StarFlow row costs ~10 ms of CPU, and
 /// batches are the unit of parallelism (a 6,600-star file in 8192-row batches would run on one thread).
@@ -61,6 +63,8 @@ impl Default for EngineOptions {
 pub struct Query {
     pub plan: Arc<dyn ExecutionPlan>,
     pub stream: SendableRecordBatchStream,
+    /// A `COPY`'s files, written into a staging area: [`StagedCopy::settle`] them once the stream is consumed.
+    pub copy: Option<StagedCopy>,
 }
 
 pub struct Engine {
@@ -123,6 +127,7 @@ impl Engine {
         if let LogicalPlan::Statement(PlanStatement::SetVariable(set)) = &plan {
             return self.set(set.variable.clone(), set.value.clone(), plan).await.map(|()| None);
         }
+        let (plan, copy) = crate::output::copy::stage(plan, &self.ctx.runtime_env()).map_err(external)?;
         let df = self.ctx.execute_logical_plan(plan).await?;
         if df.schema().fields().is_empty() {
             return Ok(None);
@@ -130,13 +135,13 @@ impl Engine {
         let task = Arc::new(df.task_ctx());
         let plan = df.create_physical_plan().await?;
         let stream = self.cpu.execute(Arc::clone(&plan), task);
-        Ok(Some(Query { plan, stream }))
+        Ok(Some(Query { plan, stream, copy }))
     }
 
     /// Register a table over `location` (a file, directory or glob), read as `format`.
     pub async fn register_listing_table(&self, name: &str, location: &str, options: ListingOptions) -> Result<()> {
         self.stores.note_location(location)?;
-        self.ctx.register_listing_table(name, location, options, None, None).await
+        self.ctx.register_listing_table(name, literal_location(location), options, None, None).await
     }
 
     /// A `SET`: an unreadable value, or a `starflow.*` value no model can run with, is an invalid setting (and the
@@ -160,18 +165,23 @@ impl Engine {
         Ok(())
     }
 
-    /// Presigned http(s) URLs in `statement` (tables named by URL, external table locations) are noted with their
-    /// stores.
+    /// Object-store URLs in `statement` (tables named by URL, external table locations) get their keys taken
+    /// literally ([`literal_location`]); presigned http(s) URLs are noted with their stores.
     fn prepare_locations(&self, statement: &mut Statement) -> Result<()> {
         let mut failure = None;
         let mut prepare = |location: &mut String| {
             if let Err(e) = self.stores.note_location(location) {
                 failure.get_or_insert(e);
             }
+            *location = literal_location(location);
         };
         for_each_location(statement, &mut prepare);
         failure.map_or(Ok(()), Err)
     }
+}
+
+fn external(e: CliError) -> DataFusionError {
+    DataFusionError::External(Box::new(e))
 }
 
 /// Call `f` on every location a statement reads: a table named by a single (quoted) name, an external table's paths.

@@ -3,6 +3,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use starflow::cli::{Cli, run};
 use starflow::error::{ErrorClass, panic_is_caught, redact};
+use starflow::interrupt;
 
 fn main() -> ExitCode {
     // A panic is a bug, never a user error: say so in one line instead of a backtrace. Panics of readers on damaged
@@ -34,8 +35,15 @@ fn main() -> ExitCode {
     };
     // A panic outside a query (those become query errors, executor.rs) is reported by the hook; exit as a runtime
     // error (1), one of the documented codes, rather than Rust's 101.
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runtime.block_on(run(cli)))) {
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        runtime.block_on(async {
+            interrupt::install().map_err(|e| starflow::error::CliError::runtime(format!("cannot handle signals: {e}")))?;
+            run(cli).await
+        })
+    }));
+    match result {
         Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) if e.class == ErrorClass::Interrupted => interrupt::exit_interrupted(),
         Ok(Err(e)) => {
             eprintln!("starflow: {e}");
             ExitCode::from(e.exit_code() as u8)

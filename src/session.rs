@@ -6,7 +6,8 @@ use std::io::IsTerminal;
 
 use crate::engine::{Engine, EngineOptions};
 use crate::error::{CliError, redact};
-use crate::output::{Destination, OutputFile, OutputFormat, Sink};
+use crate::interrupt::interrupted;
+use crate::output::{Destination, OutputFormat, Sink};
 use crate::progress::Progress;
 use crate::tables::{InputFormat, register_table};
 
@@ -61,9 +62,12 @@ impl Session {
             let to_file = last && self.settings.output.is_some();
             let sink = self.sink(to_file)?;
             let progress = Progress::start(&query.plan, self.shows_progress());
-            let result = sink.write(query.stream, ctrl_c()).await;
+            let result = sink.write(query.stream, interrupted()).await;
             progress.finish();
-            let rows = result?;
+            let rows = match query.copy {
+                Some(copy) => copy.settle(result).await?,
+                None => result?,
+            };
             if let (true, Some(path)) = (to_file, &self.settings.output) {
                 wrote_output = true;
                 self.status(&format!("wrote {rows} rows to {path}"));
@@ -78,10 +82,11 @@ impl Session {
     fn sink(&self, to_file: bool) -> Result<Sink, CliError> {
         let settings = &self.settings;
         let (destination, inferred) = match (&settings.output, to_file) {
-            (Some(path), true) => (
-                Destination::File(OutputFile::resolve(path, &self.engine.context().runtime_env())?),
-                OutputFormat::from_path(path),
-            ),
+            (Some(path), true) => match Destination::resolve(path, &self.engine.context().runtime_env())? {
+                file @ Destination::File(_) => (file, OutputFormat::from_path(path)),
+                // stdout or a stream: shown as a table unless told otherwise
+                other => (other, Some(OutputFormat::Table)),
+            },
             _ => (Destination::Stdout, Some(OutputFormat::Table)),
         };
         let format = match (settings.format_out, to_file) {
@@ -94,12 +99,6 @@ impl Session {
             })?,
         };
         Ok(Sink { format, destination, max_rows: settings.max_rows })
-    }
-}
-
-pub(crate) async fn ctrl_c() {
-    if tokio::signal::ctrl_c().await.is_err() {
-        std::future::pending::<()>().await;
     }
 }
 

@@ -9,6 +9,7 @@ use rustyline::DefaultEditor;
 use rustyline::error::ReadlineError;
 
 use crate::error::CliError;
+use crate::interrupt::sigint_stops_statement;
 use crate::session::Session;
 
 const HELP: &str = "Statements end with ';' and may span lines.\n\
@@ -131,6 +132,7 @@ pub async fn run(session: Session) -> Result<(), CliError> {
     if !std::io::stdin().is_terminal() {
         return script(&session).await;
     }
+    sigint_stops_statement(true);
     let mut editor = DefaultEditor::new().map_err(|e| CliError::runtime(format!("cannot start the shell: {e}")))?;
     let history = history_path();
     if let Some(path) = &history {

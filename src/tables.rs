@@ -72,7 +72,7 @@ pub async fn register_table(engine: &Engine, name: &str, location: &str, format:
         None => infer_format(location)?,
     };
     // A single file is read whatever its extension; directories and globs pick the files of the format.
-    let is_pattern = location.ends_with('/') || location.contains(['*', '?', '[']) || file_extension(location).is_none();
+    let is_pattern = location.ends_with('/') || location.contains(['*', '[']) || file_extension(location).is_none();
     let extension = if is_pattern { format.extension().to_string() } else { String::new() };
     let options = ListingOptions::new(crate::formats::checked(format.file_format())).with_file_extension(extension);
     engine.register_listing_table(name, location, options).await.map_err(|e| match e {

@@ -191,15 +191,16 @@ fn a_catalogue_whose_upload_fails_leaves_none_of_its_files() {
     s3.put_file("dr19/slice.parquet", &slice);
     let before = stored_files(&s3);
     let args = ["-q", "--io-retries", "1", "catalog", "s3://catalogues/dr19/slice.parquet", "s3://catalogues/vac"];
-    // The age posterior file (the second to be completed) cannot be written: the summary, already completed, is removed.
+    // The age posterior file (the second moved from the staging area into place, by a copy: a PUT to its key) cannot
+    // be written: the summary, already in place, is removed again, and so is the staging area.
     let rule = |r: &Request| if r.method == "PUT" && r.is_for(BUCKET, "vac/StarFlow_age_posterior.parquet") { Fault::Status(500) } else { Fault::Forward };
     let proxy = assert_fails(&s3, rule, &args, 5, "StarFlow_age_posterior.parquet", 2, Duration::from_secs(60));
     for file in ["StarFlow_summary.parquet", "StarFlow_age_posterior.parquet", "StarFlow_mass_posterior.parquet"] {
         assert!(!s3.object_path(&format!("vac/{file}")).exists(), "{file} is absent");
     }
     assert_eq!(stored_files(&s3), before);
-    // object_store deletes with a (bulk) DeleteObjects request.
-    assert_eq!(proxy.count(Fault::Forward, |r| r.method == "POST" && r.target == format!("/{BUCKET}?delete")), 1);
+    // object_store deletes with (bulk) DeleteObjects requests: one for the summary, one for the staging area.
+    assert_eq!(proxy.count(Fault::Forward, |r| r.method == "POST" && r.target == format!("/{BUCKET}?delete")), 2);
     // Without the fault, the same run writes all three.
     let out = s3.starflow().args(&args[..1]).args(&args[3..]).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));

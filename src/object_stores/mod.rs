@@ -165,6 +165,25 @@ impl StoreOptions {
     }
 }
 
+/// An object-store URL whose key is taken literally, as DataFusion's URL parsing expects it: each key segment
+/// percent-encoded, so that `#`, `?`, `%` and spaces in a key reach the store as typed (`s3://b/run#3/x.parquet`
+/// names the key `run#3/x.parquet`, as in the AWS CLI). Local paths and http(s) URLs are returned unchanged.
+pub fn literal_location(text: &str) -> String {
+    let Some((scheme, rest)) = text.split_once("://") else { return text.to_string() };
+    if matches!(scheme, "http" | "https" | "file") || scheme.contains('/') {
+        return text.to_string();
+    }
+    let (authority, key) = rest.split_once('/').unwrap_or((rest, ""));
+    let Ok(mut url) = Url::parse(&format!("{scheme}://{authority}/")) else { return text.to_string() };
+    match url.path_segments_mut() {
+        Ok(mut segments) => {
+            segments.clear().extend(key.split('/'));
+        }
+        Err(()) => return text.to_string(),
+    }
+    url.to_string()
+}
+
 /// `scheme://authority`: one store serves a whole bucket (or host).
 fn store_key(url: &Url) -> String {
     format!("{}://{}", url.scheme(), &url[url::Position::BeforeHost..url::Position::AfterPort])
@@ -254,6 +273,24 @@ mod tests {
         assert!(!Arc::ptr_eq(&a, &b));
         let err = registry.get_store(&Url::parse("ftp://host/x").unwrap()).unwrap_err().to_string();
         assert!(err.contains("unsupported storage scheme 'ftp://'"), "{err}");
+    }
+
+    #[test]
+    fn object_keys_are_literal_for_datafusion() {
+        use datafusion::datasource::listing::ListingTableUrl;
+        for (text, key) in [
+            ("s3://b/run#3/x.parquet", "run#3/x.parquet"),
+            ("s3://b/a?x=1.csv", "a?x=1.csv"),
+            ("s3://b/a%20b.csv", "a%20b.csv"),
+            ("gs://b/dir/", "dir"),
+            ("s3://b", ""),
+        ] {
+            let url = ListingTableUrl::parse(literal_location(text)).unwrap();
+            assert_eq!(url.prefix().as_ref(), key, "{text}");
+        }
+        assert!(literal_location("s3://b/dir/").ends_with("/dir/"));
+        assert_eq!(literal_location("https://h/k.parquet?sig=1"), "https://h/k.parquet?sig=1");
+        assert_eq!(literal_location("/tmp/a#b.parquet"), "/tmp/a#b.parquet");
     }
 
     #[test]
