@@ -74,6 +74,15 @@ fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// `text` on one line as it is, control characters escaped (`\n`): a status line naming a file whose name has a
+/// newline stays one line.
+pub fn escape_controls(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
+}
+
+/// Schemes whose URLs name an object by a literal key (a `?` there is part of the key, not a query string).
+const KEY_SCHEMES: [&str; 8] = ["s3", "s3a", "gs", "az", "abfs", "abfss", "adl", "azure"];
+
 /// `text` with the secrets a URL can carry hidden: user-info (`scheme://user:password@host`) and query strings (the
 /// signature of a presigned URL). Every message starflow prints passes through here.
 pub fn redact(text: &str) -> String {
@@ -82,6 +91,8 @@ pub fn redact(text: &str) -> String {
     while let Some(at) = rest.find("://") {
         let (before, after) = rest.split_at(at + 3);
         out.push_str(before);
+        let scheme = before[..at].rsplit(|c: char| !c.is_ascii_alphanumeric()).next().unwrap_or_default();
+        let literal_key = KEY_SCHEMES.contains(&scheme.to_ascii_lowercase().as_str());
         // A URL runs to the first space or closing quote/bracket.
         let end = after.find(|c: char| c.is_whitespace() || "'\"`<>()[]{}".contains(c)).unwrap_or(after.len());
         let url = &after[..end];
@@ -94,7 +105,7 @@ pub fn redact(text: &str) -> String {
             }
             None => out.push_str(authority),
         }
-        match path.find('?') {
+        match path.find('?').filter(|_| !literal_key) {
             Some(q) => {
                 out.push_str(&path[..=q]);
                 out.push_str("***");
@@ -297,5 +308,20 @@ mod tests {
 
         let multi = CliError::runtime("line one\n  line two");
         assert_eq!(multi.message, "line one line two");
+    }
+
+    #[test]
+    fn url_secrets_are_redacted_and_object_keys_kept() {
+        for (text, shown) in [
+            ("cannot reach http://ak:PASS@127.0.0.1:1/x", "cannot reach http://***@127.0.0.1:1/x"),
+            ("'https://u:p@ss@h/k.parquet?X-Amz-Signature=abc&b=c' failed", "'https://***@h/k.parquet?***' failed"),
+            ("https://h/k.csv?sig=1 and http://h2/?q", "https://h/k.csv?*** and http://h2/?***"),
+            ("s3://bkt/res?x=1.csv: not found", "s3://bkt/res?x=1.csv: not found"),
+            ("GS://bkt/a#b?c", "GS://bkt/a#b?c"),
+            ("no url: a?b", "no url: a?b"),
+        ] {
+            assert_eq!(redact(text), shown, "{text}");
+        }
+        assert_eq!(escape_controls("nl\nx.csv\tok é"), "nl\\nx.csv\\tok é");
     }
 }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::io::IsTerminal;
 
 use crate::engine::{Engine, EngineOptions};
-use crate::error::{CliError, redact};
+use crate::error::{CliError, escape_controls, redact};
 use crate::interrupt::interrupted;
 use crate::output::{Destination, OutputFormat, Sink};
 use crate::progress::Progress;
@@ -42,7 +42,7 @@ impl Session {
 
     pub fn status(&self, message: &str) {
         if !self.settings.quiet {
-            eprintln!("{}", redact(message));
+            eprintln!("{}", escape_controls(&redact(message)));
         }
     }
 
