@@ -12,7 +12,7 @@ use crate::engine::EngineOptions;
 use crate::error::CliError;
 use crate::object_stores::StoreOptions;
 use crate::output::OutputFormat;
-use crate::output::target::DirTarget;
+use crate::output::target::{DirTarget, Target};
 use crate::session::{Session, SessionSettings, substitute};
 use crate::tables::{InputFormat, parse_table_arg};
 
@@ -234,6 +234,10 @@ impl GlobalArgs {
 }
 
 pub async fn run(cli: Cli) -> Result<(), CliError> {
+    // Before the models load and any statement runs: an output name that cannot be written is a usage error at once.
+    if let (Some(output), Command::Sql { .. } | Command::Run { .. } | Command::Shell) = (&cli.global.output, &cli.command) {
+        Target::parse(output)?;
+    }
     match cli.command {
         Command::Sql { sql } => cli.global.open().await?.run_script(&sql).await,
         Command::Run { files, defines } => {

@@ -80,9 +80,6 @@ pub fn escape_controls(text: &str) -> String {
     text.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
 }
 
-/// Schemes whose URLs name an object by a literal key (a `?` there is part of the key, not a query string).
-const KEY_SCHEMES: [&str; 8] = ["s3", "s3a", "gs", "az", "abfs", "abfss", "adl", "azure"];
-
 /// `text` with the secrets a URL can carry hidden: user-info (`scheme://user:password@host`) and query strings (the
 /// signature of a presigned URL). Every message starflow prints passes through here.
 pub fn redact(text: &str) -> String {
@@ -92,7 +89,8 @@ pub fn redact(text: &str) -> String {
         let (before, after) = rest.split_at(at + 3);
         out.push_str(before);
         let scheme = before[..at].rsplit(|c: char| !c.is_ascii_alphanumeric()).next().unwrap_or_default();
-        let literal_key = KEY_SCHEMES.contains(&scheme.to_ascii_lowercase().as_str());
+        // Object-store keys are literal: a `?` there is part of the key, not a query string.
+        let literal_key = crate::object_stores::OBJECT_SCHEMES.contains(&scheme.to_ascii_lowercase().as_str());
         // A URL runs to the first space or closing quote/bracket.
         let end = after.find(|c: char| c.is_whitespace() || "'\"`<>()[]{}".contains(c)).unwrap_or(after.len());
         let url = &after[..end];

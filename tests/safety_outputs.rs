@@ -34,6 +34,11 @@ fn output_targets_stdout_devices_fifos_and_symlinks() {
         assert_eq!(outcome(&out).1, "x\n1\n2\n", "{stdout}");
     }
     assert!(std::fs::symlink_metadata("/dev/stdout").unwrap().file_type().is_symlink(), "/dev/stdout is still a link");
+    // /dev/stderr (here a pipe: its link names no file) is standard error.
+    for stderr in ["/dev/stderr", "/proc/self/fd/2"] {
+        let out = starflow().args(["-q", "-o", stderr, "--format-out", "csv"]).args(sql).output().unwrap();
+        assert_eq!(outcome(&out), (Some(0), String::new(), "x\n1\n2\n".to_string()), "{stderr}");
+    }
 
     // A device is streamed into, never replaced: /dev/null swallows, /dev/full reports a full disk.
     let out = starflow().args(["-o", "/dev/null", "--format-out", "csv"]).args(sql).output().unwrap();
@@ -67,25 +72,37 @@ fn output_targets_stdout_devices_fifos_and_symlinks() {
     assert_eq!(std::fs::read_to_string(&target).unwrap(), "x\n1\n2\n");
     assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
 
-    // Refused with a usage error, touching nothing: a dangling link, a directory, an empty name, a bucket-less URL.
+    // Refused with a usage error, touching nothing: a dangling or looping link, a directory, an empty name, a
+    // bucket-less URL, a store's scheme without '//' (not a local file 's3:'), an unknown scheme.
     let dangling = dir.path().join("dangling.csv");
     std::os::unix::fs::symlink(dir.path().join("missing/x.csv"), &dangling).unwrap();
+    let looped = dir.path().join("loop.csv");
+    std::os::unix::fs::symlink(&looped, &looped).unwrap();
     let before = tree(dir.path());
     for (target, message) in [
         (dangling.to_str().unwrap(), "dangling"),
+        (looped.to_str().unwrap(), "cannot be followed"),
         (dir.path().to_str().unwrap(), "directory"),
         ("", "empty output name"),
         ("s3://", "names no bucket"),
         (&format!("s3://{BUCKET}"), "names a bucket, not an object"),
+        ("s3:", "did you mean s3://"),
+        ("s3:/bkt/x.csv", "did you mean s3://bkt/x.csv"),
+        ("ftp://host/x.csv", "unsupported storage scheme 'ftp://'"),
         ("https://example.invalid/x.csv", "read-only"),
     ] {
-        let out = starflow().args(["-o", target, "--format-out", "csv"]).args(sql).output().unwrap();
+        let out = starflow().current_dir(dir.path()).args(["-o", target, "--format-out", "csv"]).args(sql).output().unwrap();
         let (code, stdout, err) = outcome(&out);
         assert_eq!(code, Some(2), "{target:?}: {err}");
         assert!(err.contains(message) && err.lines().count() == 1, "{target:?}: {err}");
         assert!(stdout.is_empty(), "{target:?}");
     }
     assert_eq!(tree(dir.path()), before, "nothing created, replaced or removed");
+    // Refused before any statement runs: the COPY before the last statement does not happen.
+    let sql = "COPY (SELECT 1 AS x) TO 'side.csv'; SELECT 2 AS y";
+    let out = starflow().current_dir(dir.path()).args(["-o", "", "sql", sql]).output().unwrap();
+    assert_eq!(outcome(&out).0, Some(2), "{}", outcome(&out).2);
+    assert_eq!(tree(dir.path()), before, "no side.csv");
 }
 
 #[test]
@@ -93,8 +110,14 @@ fn catalogue_directories_that_are_not_directories_are_refused() {
     let cwd = tempfile::tempdir().unwrap();
     std::fs::write(cwd.path().join("a-file"), "x").unwrap();
     let input = bundled_catalogue();
-    for (dir, message) in [("", "empty output name"), ("s3://", "names no bucket"), ("-", "give a directory"), ("a-file", "not a directory")]
-    {
+    for (dir, message) in [
+        ("", "empty output name"),
+        ("s3://", "names no bucket"),
+        ("s3:", "did you mean s3://"),
+        ("-", "give a directory"),
+        ("a-file", "not a directory"),
+        ("/dev/null", "not a directory"),
+    ] {
         let out = starflow().current_dir(cwd.path()).args(["catalog", input.to_str().unwrap(), dir]).output().unwrap();
         let (code, _, err) = outcome(&out);
         assert_eq!(code, Some(2), "{dir:?}: {err}");

@@ -123,6 +123,7 @@ impl StoreOptions {
         Ok(Arc::new(store))
     }
 
+    /// A store for `url`, one of [`OBJECT_SCHEMES`] or http(s).
     fn build_remote(&self, url: &Url) -> Result<Arc<dyn ObjectStore>> {
         let bucket = url.host_str().unwrap_or_default();
         let configuration = |e: object_store::Error| data_error(format!("{}: {e}", store_key(url)));
@@ -167,7 +168,8 @@ impl StoreOptions {
 
 /// An object-store URL whose key is taken literally, as DataFusion's URL parsing expects it: each key segment
 /// percent-encoded, so that `#`, `?`, `%` and spaces in a key reach the store as typed (`s3://b/run#3/x.parquet`
-/// names the key `run#3/x.parquet`, as in the AWS CLI). Local paths and http(s) URLs are returned unchanged.
+/// names the key `run#3/x.parquet`, as in the AWS CLI; DataFusion has no globs in URLs, so `*` is literal too). Local
+/// paths (globs when they have `*`, `?` or `[`) and http(s) URLs are returned unchanged.
 pub fn literal_location(text: &str) -> String {
     let Some((scheme, rest)) = text.split_once("://") else { return text.to_string() };
     if matches!(scheme, "http" | "https" | "file") || scheme.contains('/') {
@@ -183,6 +185,10 @@ pub fn literal_location(text: &str) -> String {
     }
     url.to_string()
 }
+
+/// The schemes of object stores (`build_remote`): their URLs name an object by a key taken literally
+/// ([`literal_location`]).
+pub const OBJECT_SCHEMES: [&str; 6] = ["s3", "s3a", "gs", "az", "abfs", "abfss"];
 
 /// `scheme://authority`: one store serves a whole bucket (or host).
 fn store_key(url: &Url) -> String {

@@ -82,7 +82,7 @@ fn stage_copy(copy: CopyTo, runtime: &RuntimeEnv) -> Result<(CopyTo, StagedCopy)
                 let parent = object_store::path::Path::parse(parent).map_err(|e| CliError::usage(e.to_string()))?;
                 (DirTarget::Object(ObjectUrl { store: url.store, key: parent }), name)
             }
-            Target::Stdout | Target::Stream(_) => {
+            Target::Stdout | Target::Stderr | Target::Stream(_) => {
                 return Err(CliError::usage(format!("COPY TO '{text}': COPY writes files; use -o for stdout or a stream")));
             }
         };

@@ -31,6 +31,7 @@ use crate::interrupt::Staged;
 /// Where one result goes.
 pub enum Destination {
     Stdout,
+    Stderr,
     /// An existing FIFO or character device, written as it comes.
     Stream(PathBuf),
     File(OutputFile),
@@ -40,6 +41,7 @@ impl Destination {
     pub fn resolve(output: &str, runtime: &RuntimeEnv) -> Result<Self, CliError> {
         Ok(match Target::parse(output)? {
             Target::Stdout => Self::Stdout,
+            Target::Stderr => Self::Stderr,
             Target::Stream(path) => Self::Stream(path),
             Target::File(path) => Self::File(OutputFile::local(path, output)),
             Target::Object(url) => Self::File(OutputFile::object(&url, runtime, output)?),
@@ -295,6 +297,7 @@ impl Sink {
                 }
                 (Box::new(std::io::stdout().lock()), "stdout".to_string())
             }
+            Destination::Stderr => (Box::new(std::io::stderr().lock()), "stderr".to_string()),
             Destination::Stream(path) => {
                 // Opening a FIFO waits for its reader.
                 let opened = tokio::task::block_in_place(|| std::fs::OpenOptions::new().write(true).open(path));

@@ -1,13 +1,16 @@
 //! What an output name means, decided once for `-o`, `COPY ... TO` and the catalogue's directory.
 //!
-//! - `-`, `/dev/stdout` (`/dev/fd/1`, `/proc/self/fd/1`): standard output.
+//! - `-`, `/dev/stdout` (`/dev/fd/1`, `/proc/self/fd/1`): standard output; `/dev/stderr` (`/dev/fd/2`,
+//!   `/proc/self/fd/2`): standard error. Written as they are, whatever they are open on (a terminal, a pipe, a file).
 //! - An existing FIFO or character device (`/dev/null`, `/dev/stderr`, a named pipe): streamed into; it cannot be
 //!   replaced, so it is not atomic. Block devices and sockets are refused.
 //! - A local file: symlinks are followed (the link stays, its target is replaced); a dangling link is refused, like
 //!   `cp` does. The file is staged beside the target and renamed over it.
-//! - `scheme://bucket/key`: the key is the text after `bucket/`, literally (`#`, `?`, `%` and spaces included, as in
-//!   the AWS CLI). A URL without a bucket or without a key, or with an empty, `.` or `..` segment, is refused.
-//! - `http(s)://` is read-only; an empty name is refused.
+//! - `scheme://bucket/key` (s3, gs, az, ...): the key is the text after `bucket/`, literally (`#`, `?`, `%` and spaces
+//!   included, as in the AWS CLI). A URL without a bucket or without a key, or with an empty, `.` or `..` segment, is
+//!   refused, and so is an unknown scheme.
+//! - `http(s)://` is read-only; an empty name, and a store's scheme without `//` (`s3:`, `s3:/bkt/key`: a typo, not a
+//!   local file to create), are refused.
 
 use std::fs::FileType;
 use std::os::unix::fs::FileTypeExt;
@@ -17,11 +20,13 @@ use object_store::path::Path as StorePath;
 use url::Url;
 
 use crate::error::CliError;
+use crate::object_stores::OBJECT_SCHEMES;
 
 /// A file-sized output.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Target {
     Stdout,
+    Stderr,
     Stream(PathBuf),
     File(PathBuf),
     Object(ObjectUrl),
@@ -39,11 +44,14 @@ impl ObjectUrl {
     fn parse(text: &str) -> Result<Self, CliError> {
         let (scheme, rest) = text.split_once("://").expect("a URL");
         let (authority, key) = rest.split_once('/').unwrap_or((rest, ""));
-        if matches!(scheme, "http" | "https") {
+        if matches!(scheme.to_ascii_lowercase().as_str(), "http" | "https") {
             return Err(CliError::usage(format!("'{text}': http(s) locations are read-only; write to a file or s3://")));
         }
-        if scheme.is_empty() || !scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) {
-            return Err(CliError::usage(format!("'{text}' is not a URL (scheme://bucket/key) or a file name")));
+        if !OBJECT_SCHEMES.contains(&scheme.to_ascii_lowercase().as_str()) {
+            return Err(CliError::usage(format!(
+                "'{text}': unsupported storage scheme '{scheme}://' (outputs go to files, {})",
+                OBJECT_SCHEMES.map(|s| format!("{s}://")).join(", ")
+            )));
         }
         if authority.is_empty() {
             return Err(CliError::usage(format!("'{text}' names no bucket: use {scheme}://BUCKET/KEY")));
@@ -66,14 +74,24 @@ fn is_url(text: &str) -> bool {
     text.split_once("://").is_some_and(|(scheme, _)| !scheme.contains('/'))
 }
 
-fn refuse_empty(text: &str) -> Result<(), CliError> {
+/// An empty name, or a store's scheme without its `//` (`s3:`, `s3:/bkt/key`), is not a local file to create.
+fn refuse_non_names(text: &str) -> Result<(), CliError> {
     if text.trim().is_empty() {
         return Err(CliError::usage("an empty output name: give a file, a directory or a URL"));
+    }
+    if let Some((scheme, rest)) = text.split_once(':') {
+        let lower = scheme.to_ascii_lowercase();
+        if !rest.starts_with("//") && (OBJECT_SCHEMES.contains(&lower.as_str()) || matches!(lower.as_str(), "http" | "https" | "file")) {
+            let path = rest.trim_start_matches('/');
+            return Err(CliError::usage(format!("'{text}' is neither a URL nor a file name: did you mean {scheme}://{path}?")));
+        }
     }
     Ok(())
 }
 
-/// The kind of an existing local node, following symlinks; `None` if nothing is there.
+/// The kind of an existing local node, following symlinks, and the path to write: the end of the links for a file or
+/// a directory (replaced there), the name itself for anything else (a `/proc/self/fd` link to a pipe names no path);
+/// `None` if nothing is there.
 fn existing(path: &Path, text: &str) -> Result<Option<(PathBuf, FileType)>, CliError> {
     let link = match std::fs::symlink_metadata(path) {
         Ok(meta) => meta,
@@ -83,10 +101,18 @@ fn existing(path: &Path, text: &str) -> Result<Option<(PathBuf, FileType)>, CliE
     if !link.file_type().is_symlink() {
         return Ok(Some((path.to_path_buf(), link.file_type())));
     }
-    match (std::fs::metadata(path), std::fs::canonicalize(path)) {
-        (Ok(meta), Ok(resolved)) => Ok(Some((resolved, meta.file_type()))),
-        _ => Err(CliError::usage(format!("'{text}' is a symlink to nothing: not writing through a dangling link"))),
+    let meta = match std::fs::metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(CliError::usage(format!("'{text}' is a symlink to nothing: not writing through a dangling link")));
+        }
+        Err(e) => return Err(CliError::usage(format!("'{text}' is a symlink that cannot be followed: {e}"))),
+    };
+    if !(meta.is_file() || meta.is_dir()) {
+        return Ok(Some((path.to_path_buf(), meta.file_type())));
     }
+    let resolved = std::fs::canonicalize(path).map_err(|e| CliError::output(format!("{text}: {e}")))?;
+    Ok(Some((resolved, meta.file_type())))
 }
 
 fn absolute(text: &str) -> Result<PathBuf, CliError> {
@@ -95,9 +121,11 @@ fn absolute(text: &str) -> Result<PathBuf, CliError> {
 
 impl Target {
     pub fn parse(text: &str) -> Result<Self, CliError> {
-        refuse_empty(text)?;
-        if matches!(text, "-" | "/dev/stdout" | "/dev/fd/1" | "/proc/self/fd/1") {
-            return Ok(Self::Stdout);
+        refuse_non_names(text)?;
+        match text {
+            "-" | "/dev/stdout" | "/dev/fd/1" | "/proc/self/fd/1" => return Ok(Self::Stdout),
+            "/dev/stderr" | "/dev/fd/2" | "/proc/self/fd/2" => return Ok(Self::Stderr),
+            _ => {}
         }
         if is_url(text) {
             if let Some(path) = text.strip_prefix("file://") {
@@ -119,7 +147,7 @@ impl Target {
         match existing(&path, text)? {
             None => Ok(Self::File(path)),
             Some((path, kind)) if kind.is_file() => Ok(Self::File(path)),
-            Some(_) if std::fs::metadata(&path).is_ok_and(|m| m.is_dir()) => {
+            Some((_, kind)) if kind.is_dir() => {
                 Err(CliError::usage(format!("'{text}' is a directory; give a file name")))
             }
             Some((path, kind)) if kind.is_fifo() || kind.is_char_device() => Ok(Self::Stream(path)),
@@ -139,7 +167,7 @@ pub enum DirTarget {
 
 impl DirTarget {
     pub fn parse(text: &str) -> Result<Self, CliError> {
-        refuse_empty(text)?;
+        refuse_non_names(text)?;
         if text == "-" {
             return Err(CliError::usage("'-' (stdout) cannot hold several files: give a directory"));
         }
@@ -202,6 +230,20 @@ mod tests {
         assert!(usage(dir.path().to_str().unwrap()).contains("directory"));
         assert_eq!(Target::parse("-").unwrap(), Target::Stdout);
         assert_eq!(Target::parse("/dev/stdout").unwrap(), Target::Stdout);
+        assert_eq!(Target::parse("/proc/self/fd/2").unwrap(), Target::Stderr);
+        let fifo = dir.path().join("fifo");
+        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        let fifo_link = dir.path().join("fifo-link");
+        std::os::unix::fs::symlink(&fifo, &fifo_link).unwrap();
+        assert_eq!(Target::parse(fifo_link.to_str().unwrap()).unwrap(), Target::Stream(fifo_link.clone()));
+        let looped = dir.path().join("loop.csv");
+        std::os::unix::fs::symlink(&looped, &looped).unwrap();
+        assert!(usage(looped.to_str().unwrap()).contains("cannot be followed"));
+        for typo in ["s3:", "s3:/bkt/x.csv", "GS:bkt/x", "file:x.csv", "https:/h/x"] {
+            assert!(usage(typo).contains("did you mean"), "{typo}");
+        }
+        assert!(usage("foo://b/k.csv").contains("unsupported storage scheme 'foo://'"));
+        assert!(DirTarget::parse("s3:").is_err() && DirTarget::parse("ftp://h/d").is_err());
         assert_eq!(Target::parse("/dev/null").unwrap(), Target::Stream("/dev/null".into()));
         assert_eq!(DirTarget::parse(link.to_str().unwrap()).unwrap_err().class, crate::error::ErrorClass::Usage);
         assert!(DirTarget::parse("s3://").is_err() && DirTarget::parse("").is_err() && DirTarget::parse("-").is_err());
