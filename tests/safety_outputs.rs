@@ -319,10 +319,16 @@ fn copy_goes_through_the_atomic_path() {
     assert_eq!(files(&s3.object_path("out")), Vec::<String>::new(), "no object");
 }
 
-/// Wait until `dir` holds a staged entry, and `delay` more, then send `signal` to `child`; its exit code and stderr.
-fn interrupt_when_staged(mut child: std::process::Child, dir: &Path, delay: Duration, signal: &str) -> (Option<i32>, String) {
+/// Wait until `dir` holds a staged entry (a name starting with `.starflow-`), and `delay` more, then send `signal` to
+/// `child`; its exit code and stderr.
+fn interrupt_when_staged(child: std::process::Child, dir: &Path, delay: Duration, signal: &str) -> (Option<i32>, String) {
+    interrupt_when(child, (dir, ".starflow-"), delay, signal)
+}
+
+/// [`interrupt_when_staged`] for entries of `dir` starting with `marker`.
+fn interrupt_when(mut child: std::process::Child, (dir, marker): (&Path, &str), delay: Duration, signal: &str) -> (Option<i32>, String) {
     let deadline = Instant::now() + Duration::from_secs(120);
-    while tree(dir).iter().all(|e| !e.starts_with(".starflow-")) {
+    while tree(dir).iter().all(|e| !e.starts_with(marker)) {
         assert!(Instant::now() < deadline, "the write never started");
         assert!(child.try_wait().unwrap().is_none(), "finished before the signal");
         std::thread::sleep(Duration::from_millis(10));
@@ -358,6 +364,30 @@ fn sigterm_and_sighup_clean_up_like_sigint() {
         assert_eq!(err, "starflow: interrupted\n", "{signal}");
         assert_eq!(tree(&out_dir), Vec::<String>::new(), "{signal}: no file, no staging");
     }
+
+    // A COPY: its staging area goes.
+    let out_dir = dir.path().join("out-copy");
+    std::fs::create_dir(&out_dir).unwrap();
+    let sql = format!("COPY (SELECT id, x, name, x * 3 AS y FROM '{}' ORDER BY x DESC) TO '{}/all.csv'", input.display(), out_dir.display());
+    let child = starflow_std().args(["-q", "--batch-size", "4096", "sql", &sql]).stderr(Stdio::piped()).spawn().unwrap();
+    let (code, err) = interrupt_when_staged(child, &out_dir, Duration::from_millis(300), "TERM");
+    assert_eq!((code, err.as_str()), (Some(130), "starflow: interrupted\n"));
+    assert_eq!(tree(&out_dir), Vec::<String>::new(), "COPY: no file, no staging");
+
+    // An upload to S3: the multipart upload is aborted (s3s-fs keeps its parts as '.upload_id-*' files until then).
+    let s3 = S3Server::start();
+    let child = s3
+        .starflow_std_via(&s3.endpoint)
+        .args(["-q", "--batch-size", "4096", "-o", &format!("s3://{BUCKET}/out/all.csv"), "sql"])
+        .arg(format!("SELECT id, x, name, x * 3 AS y FROM '{}' ORDER BY x DESC", input.display()))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (code, err) = interrupt_when(child, (s3.dir.path(), ".upload_id-"), Duration::ZERO, "HUP");
+    assert_eq!((code, err.as_str()), (Some(130), "starflow: interrupted\n"));
+    let left: Vec<String> = tree(s3.dir.path()).into_iter().filter(|e| e.starts_with(".upload_id-")).collect();
+    assert_eq!(left, Vec::<String>::new(), "the upload's parts are gone");
+    assert_eq!(files(&s3.object_path("out")), Vec::<String>::new(), "no object");
 }
 
 #[test]
