@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use starflow_udfs::Device;
 
 use crate::catalog::Release;
-use crate::engine::EngineOptions;
+use crate::engine::{EngineOptions, MAX_BATCH_SIZE, MAX_THREADS};
 use crate::error::CliError;
 use crate::object_stores::StoreOptions;
 use crate::output::OutputFormat;
@@ -91,13 +91,13 @@ pub struct GlobalArgs {
     #[arg(short, long, global = true)]
     pub quiet: bool,
     /// Query threads, 1 to 256 [default: the number of cores].
-    #[arg(long, value_name = "N", env = "STARFLOW_THREADS", value_parser = count(1, MAX_THREADS), global = true)]
+    #[arg(long, value_name = "N", env = "STARFLOW_THREADS", value_parser = count(1, MAX_THREADS as u64), global = true)]
     pub threads: Option<usize>,
     /// Memory limit of query operators, 1M to 64T, e.g. 512M or 4G; sorts and aggregations spill to disk beyond it.
     #[arg(long, value_name = "SIZE", value_parser = parse_size, global = true)]
     pub memory_limit: Option<usize>,
     /// Rows per record batch, the unit of parallel work, 1 to 65536 [default: 1024].
-    #[arg(long, value_name = "N", value_parser = count(1, MAX_BATCH_SIZE), global = true)]
+    #[arg(long, value_name = "N", value_parser = count(1, MAX_BATCH_SIZE as u64), global = true)]
     pub batch_size: Option<usize>,
     /// Rows shown by the table output format, 0 to 100000 (cells are cut at 200 characters).
     #[arg(long, value_name = "N", default_value_t = 40, value_parser = count(0, MAX_SHOWN_ROWS), global = true)]
@@ -136,8 +136,6 @@ pub struct GlobalArgs {
 
 /// Bounds of the numeric options (README, `--help`): beyond them a value is a usage error, never a crash or an
 /// allocation the machine cannot make.
-const MAX_THREADS: u64 = 256;
-const MAX_BATCH_SIZE: u64 = 65_536;
 const MAX_SHOWN_ROWS: u64 = 100_000;
 const MAX_RETRIES: u64 = 100;
 const MAX_IO_TIMEOUT: f64 = 86_400.0;

@@ -15,7 +15,9 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::datasource::listing::ListingOptions;
 use datafusion::logical_expr::{LogicalPlan, Statement as PlanStatement};
 use datafusion::sql::parser::{CopyToSource, DFParser, Statement};
-use datafusion::sql::sqlparser::ast::{ObjectName, ObjectNamePart, visit_relations_mut};
+use datafusion::sql::sqlparser::ast::{
+    Expr, ObjectName, ObjectNamePart, Query as SqlQuery, SetExpr, Visit, Visitor, visit_relations_mut,
+};
 use std::ops::ControlFlow;
 
 use starflow_udfs::locate::Context;
@@ -29,6 +31,32 @@ use crate::output::copy::StagedCopy;
 /// Rows per batch unless told otherwise. Smaller than DataFusion's 8192: a StarFlow row costs ~10 ms of CPU, and
 /// batches are the unit of parallelism (a 6,600-star file in 8192-row batches would run on one thread).
 pub const DEFAULT_BATCH_SIZE: usize = 1024;
+/// The most rows per batch (`--batch-size`, `datafusion.execution.batch_size`): operators size buffers by it, and
+/// 2^32 aborted the process on an allocation.
+pub const MAX_BATCH_SIZE: usize = 65_536;
+/// The most query threads and partitions (`--threads`, `datafusion.execution.target_partitions`); 20,000 threads
+/// aborted the process.
+pub const MAX_THREADS: usize = 256;
+
+/// DataFusion settings that size buffers, channels, tasks or thread pools, and their largest values: beyond them a
+/// query aborted on an allocation, or panicked (a channel of 2^62 permits). `SET` beyond one is an invalid setting.
+const SETTING_BOUNDS: [(&str, usize); 9] = [
+    ("datafusion.execution.batch_size", MAX_BATCH_SIZE),
+    ("datafusion.execution.target_partitions", MAX_THREADS),
+    ("datafusion.execution.planning_concurrency", MAX_THREADS),
+    ("datafusion.execution.meta_fetch_concurrency", MAX_THREADS),
+    ("datafusion.execution.minimum_parallel_output_files", MAX_THREADS),
+    ("datafusion.execution.parquet.maximum_parallel_row_group_writers", MAX_THREADS),
+    ("datafusion.execution.max_buffered_batches_per_output_file", 1024),
+    ("datafusion.execution.parquet.maximum_buffered_record_batches_per_stream", 1024),
+    ("datafusion.execution.hash_join_buffering_capacity", 1024),
+];
+
+/// How deeply a statement's expressions may nest (a chain of `+`, `OR` or `::` operators nests one level per
+/// operator), how many set operations (`UNION`, ...) a query may chain, and how many tables one `SELECT` may join:
+/// DataFusion walks and clones these trees recursively, and a few thousand levels overflowed the stack (an abort);
+/// planning time grows with the square of the depth long before.
+pub const MAX_EXPRESSION_DEPTH: usize = 1000;
 
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
@@ -113,7 +141,16 @@ impl Engine {
 
     /// Split SQL text into statements (syntax errors are reported here, with their position).
     pub fn parse(&self, sql: &str) -> Result<VecDeque<Statement>> {
-        DFParser::parse_sql(sql)
+        let statements = DFParser::parse_sql(sql)?;
+        if statements.iter().any(too_deep) {
+            // Dropping a tree that deep would recurse as deep: the memory is left to the process.
+            std::mem::forget(statements);
+            return Err(DataFusionError::Plan(format!(
+                "a statement nested more than {MAX_EXPRESSION_DEPTH} levels deep (a chain of that many operators, \
+                 UNIONs or joined tables): split it, or use IN (...) for long lists"
+            )));
+        }
+        Ok(statements)
     }
 
     /// Plan and start one statement. DDL and `SET` take effect here and return `None`; statements with result columns
@@ -148,6 +185,12 @@ impl Engine {
     /// A `SET`: an unreadable value, or a `starflow.*` value no model can run with, is an invalid setting (and the
     /// previous value stays).
     async fn set(&self, variable: String, value: String, plan: LogicalPlan) -> Result<()> {
+        let bound = SETTING_BOUNDS.iter().find(|(name, _)| variable.eq_ignore_ascii_case(name));
+        if let (Some((_, max)), Ok(number)) = (bound, value.trim().parse::<u128>()) {
+            if number > *max as u128 {
+                return Err(DataFusionError::Configuration(format!("{variable} = {value}: at most {max}")));
+            }
+        }
         let settings = || self.ctx.state().config_options().extensions.get::<StarflowConfig>().cloned().unwrap_or_default();
         let before = settings();
         self.ctx.execute_logical_plan(plan).await.map_err(|e| {
@@ -178,6 +221,52 @@ impl Engine {
         };
         for_each_location(statement, &mut prepare);
         failure.map_or(Ok(()), Err)
+    }
+}
+
+/// Whether an expression of `statement` nests deeper than [`MAX_EXPRESSION_DEPTH`], or a query chains more set
+/// operations. The walk stops there, so its own recursion stays that shallow; a query's chain is measured before the
+/// walk descends into it.
+fn too_deep(statement: &Statement) -> bool {
+    struct Depth(usize);
+    impl Visitor for Depth {
+        type Break = ();
+        fn pre_visit_query(&mut self, query: &SqlQuery) -> ControlFlow<()> {
+            let mut stack = vec![(query.body.as_ref(), 1)];
+            while let Some((body, depth)) = stack.pop() {
+                if depth > MAX_EXPRESSION_DEPTH {
+                    return ControlFlow::Break(());
+                }
+                match body {
+                    SetExpr::SetOperation { left, right, .. } => {
+                        stack.extend([(left.as_ref(), depth + 1), (right.as_ref(), depth + 1)]);
+                    }
+                    SetExpr::Select(select) if depth + select.from.iter().map(|t| t.joins.len() + 1).sum::<usize>() > MAX_EXPRESSION_DEPTH => {
+                        return ControlFlow::Break(());
+                    }
+                    _ => {}
+                }
+            }
+            ControlFlow::Continue(())
+        }
+        fn pre_visit_expr(&mut self, _: &Expr) -> ControlFlow<()> {
+            self.0 += 1;
+            if self.0 > MAX_EXPRESSION_DEPTH { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+        }
+        fn post_visit_expr(&mut self, _: &Expr) -> ControlFlow<()> {
+            self.0 -= 1;
+            ControlFlow::Continue(())
+        }
+    }
+    let mut depth = Depth(0);
+    match statement {
+        Statement::Statement(inner) => inner.visit(&mut depth).is_break(),
+        Statement::CopyTo(copy) => match &copy.source {
+            CopyToSource::Query(query) => query.visit(&mut depth).is_break(),
+            CopyToSource::Relation(_) => false,
+        },
+        Statement::Explain(explain) => too_deep(&explain.statement),
+        Statement::CreateExternalTable(_) | Statement::Reset(_) => false,
     }
 }
 

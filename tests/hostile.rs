@@ -230,3 +230,39 @@ fn generated_missing_input_locations_are_data_errors() {
         }
     }
 }
+
+#[test]
+fn statements_nested_too_deep_are_sql_errors_not_stack_overflows() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = |n: usize, first: &str, link: &str| format!("{first}{}", link.repeat(n));
+    let comma_joins = |n: usize| (0..n).map(|i| format!("(SELECT 1 AS x) t{i}")).collect::<Vec<_>>().join(", ");
+    let union = |n: usize| vec!["SELECT 1 AS x"; n].join(" UNION ALL ");
+    // Each of these aborted the process (a stack overflow, exit 134) before the bound.
+    for (name, sql) in [
+        ("100,000 additions", format!("SELECT {} AS x", chain(100_000, "1", "+1"))),
+        ("5,000 ORs", format!("SELECT count(*) FROM (SELECT 1 AS x) WHERE {}", chain(5_000, "x = 0", " OR x = 0"))),
+        ("5,000 casts", format!("SELECT {} AS x", chain(5_000, "1", "::bigint"))),
+        ("5,000 UNIONs", union(5_000)),
+        ("5,000 joined tables", format!("SELECT count(*) FROM {}", comma_joins(5_000))),
+        ("in a COPY", format!("COPY (SELECT {} AS x) TO '{}/x.csv'", chain(5_000, "1", "+1"), dir.path().display())),
+        ("in an EXPLAIN", format!("EXPLAIN SELECT {} AS x", chain(5_000, "1", "+1"))),
+    ] {
+        let file = dir.path().join("deep.sql");
+        std::fs::write(&file, &sql).unwrap();
+        let out = starflow().args(["run", file.to_str().unwrap()]).output().unwrap();
+        check(&out, &[3], name);
+        assert!(outcome(&out).2.contains("nested more than 1000 levels deep"), "{name}: {}", outcome(&out).2);
+    }
+    assert!(!dir.path().join("x.csv").exists());
+    // Below the bound the answer is right.
+    for (name, sql, answer) in [
+        ("999 additions", format!("SELECT {} AS x", chain(999, "1", "+1")), "x\n1000\n"),
+        ("999 UNIONs", format!("SELECT count(*) AS n FROM ({})", union(999)), "n\n999\n"),
+    ] {
+        let file = dir.path().join("deep.sql");
+        std::fs::write(&file, &sql).unwrap();
+        let out = starflow().args(["--format-out", "csv", "run", file.to_str().unwrap()]).output().unwrap();
+        check(&out, &[0], name);
+        assert_eq!(outcome(&out).1, answer, "{name}");
+    }
+}

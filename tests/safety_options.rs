@@ -126,6 +126,24 @@ fn settings_that_cannot_be_used_are_invalid_settings() {
         assert!(err.starts_with("starflow: SQL error: invalid setting: starflow.draws = "), "{value}: {err}");
         assert_eq!(err.lines().count(), 1, "{value}: {err}");
     }
+    // DataFusion settings that size buffers, channels or thread pools are bounded (2^32 rows per batch aborted the
+    // process on an allocation; a channel of 2^62 permits panicked).
+    for (setting, max) in [
+        ("datafusion.execution.batch_size", 65536),
+        ("datafusion.execution.target_partitions", 256),
+        ("datafusion.execution.hash_join_buffering_capacity", 1024),
+        ("datafusion.execution.parquet.maximum_buffered_record_batches_per_stream", 1024),
+        ("datafusion.execution.max_buffered_batches_per_output_file", 1024),
+        ("datafusion.execution.minimum_parallel_output_files", 256),
+    ] {
+        let sql = format!("SET {setting} = 4611686018427387904; SELECT 1");
+        let out = starflow().args(["sql", &sql]).output().unwrap();
+        let (code, stdout, err) = outcome(&out);
+        assert_eq!((code, stdout.as_str()), (Some(3), ""), "{setting}: {err}");
+        assert_eq!(err, format!("starflow: SQL error: invalid setting: {setting} = 4611686018427387904: at most {max}\n"));
+        let out = starflow().args(["--format-out", "csv", "sql", &format!("SET {setting} = {max}; SELECT 1 AS one")]).output().unwrap();
+        assert_eq!(outcome(&out), (Some(0), "one\n1\n".to_string(), String::new()), "{setting} = {max}");
+    }
     let out = starflow().args(["sql", "SET datafusion.execution.batch_size = 'many'"]).output().unwrap();
     assert_eq!(outcome(&out).0, Some(3), "{}", outcome(&out).2);
     assert!(outcome(&out).2.contains("invalid setting: datafusion.execution.batch_size = many"), "{}", outcome(&out).2);
