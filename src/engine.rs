@@ -1,6 +1,11 @@
 //! The DataFusion glue: one place that builds the session (stores, memory, threads, options) and runs statements.
 
-use crate::error::data_error;
+use crate::error::{data_error, naming_files};
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::datasource::physical_plan::FileScanConfig;
+use datafusion::datasource::source::DataSourceExec;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use futures::TryStreamExt;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -172,7 +177,9 @@ impl Engine {
         }
         let task = Arc::new(df.task_ctx());
         let plan = df.create_physical_plan().await?;
+        let files = files_read(&plan);
         let stream = self.cpu.execute(Arc::clone(&plan), task);
+        let stream = Box::pin(RecordBatchStreamAdapter::new(stream.schema(), stream.map_err(move |e| naming_files(e, &files))));
         Ok(Some(Query { plan, stream, copy }))
     }
 
@@ -222,6 +229,21 @@ impl Engine {
         for_each_location(statement, &mut prepare);
         failure.map_or(Ok(()), Err)
     }
+}
+
+/// The files `plan` scans, as the user would name them (a local path, or the store's URL and the key).
+fn files_read(plan: &Arc<dyn ExecutionPlan>) -> Vec<String> {
+    let mut files = std::collections::BTreeSet::new();
+    let _ = plan.apply(|node| {
+        let scan = node.downcast_ref::<DataSourceExec>().and_then(|s| s.data_source().downcast_ref::<FileScanConfig>());
+        if let Some(scan) = scan {
+            let store = scan.object_store_url.as_str().trim_end_matches('/');
+            let store = if store == "file:" { "" } else { store };
+            files.extend(scan.file_groups.iter().flat_map(|g| g.files()).map(|f| format!("{store}/{}", f.object_meta.location)));
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    files.into_iter().collect()
 }
 
 /// Whether an expression of `statement` nests deeper than [`MAX_EXPRESSION_DEPTH`], or a query chains more set

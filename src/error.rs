@@ -220,6 +220,24 @@ fn classify(e: &DataFusionError) -> (ErrorClass, String) {
     (class, strip_prefixes(&root.strip_backtrace()))
 }
 
+/// `e` as a data error naming the files being read (`files`: the one file, or how many and the first), if it is a
+/// reader's error that names none: DataFusion's scans report a damaged data page or a CSV value that does not parse
+/// without the file.
+pub fn naming_files(e: DataFusionError, files: &[String]) -> DataFusionError {
+    let root = e.find_root();
+    let chain = || std::iter::successors(Some(root as &(dyn std::error::Error + 'static)), |e| e.source());
+    let named = chain().any(|e| e.is::<DataError>() || e.is::<CliError>() || e.is::<object_store::Error>());
+    let place = match files {
+        [] => return e,
+        [file] => file.clone(),
+        [first, ..] => format!("one of {} files ({first}, ...)", files.len()),
+    };
+    if named || !chain().any(is_reading_error) {
+        return e;
+    }
+    data_error(format!("{place}: {}", strip_prefixes(&root.strip_backtrace())))
+}
+
 /// A reader's error: the input is damaged or not what its format says (a CSV value that does not parse, text that is
 /// not UTF-8, a corrupt Parquet page). Not a SQL cast or arithmetic error, which are the query's.
 fn is_reading_error(e: &(dyn std::error::Error + 'static)) -> bool {

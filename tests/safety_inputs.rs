@@ -139,6 +139,38 @@ fn damaged_parquet_footers_and_empty_files_are_data_errors_naming_the_file() {
 }
 
 #[test]
+fn a_damaged_data_page_is_a_data_error_naming_the_file() {
+    use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
+    let good = std::fs::read(bundled_catalogue()).unwrap();
+    // The teff column's first data page (compressed): bytes past its header overwritten.
+    let reader = SerializedFileReader::new(std::fs::File::open(bundled_catalogue()).unwrap()).unwrap();
+    let row_group = reader.metadata().row_group(0);
+    let teff = (0..row_group.num_columns()).find(|&i| row_group.column(i).column_descr().name() == "teff").unwrap();
+    let page = row_group.column(teff).data_page_offset() as usize;
+    let mut bytes = good.clone();
+    bytes[page + 40..page + 104].fill(0xa5);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("paged.parquet");
+    std::fs::write(&path, &bytes).unwrap();
+    // The footer is intact: planning succeeds, and the scan fails on the page.
+    let out = starflow().args(["sql", &format!("SELECT sum(teff) FROM '{}'", path.display())]).output().unwrap();
+    assert_data_error(&out, &path.display().to_string(), "local");
+    let out = starflow().args(["sql", &format!("SELECT count(*) FROM '{}'", path.display())]).output().unwrap();
+    assert_eq!(outcome(&out).0, Some(0), "a count reads no page: {}", outcome(&out).2);
+    // Beside a good file, and over S3.
+    let table = dir.path().join("table");
+    std::fs::create_dir(&table).unwrap();
+    std::fs::copy(bundled_catalogue(), table.join("a.parquet")).unwrap();
+    std::fs::copy(&path, table.join("b.parquet")).unwrap();
+    let out = starflow().args(["sql", &format!("SELECT sum(teff) FROM '{}/'", table.display())]).output().unwrap();
+    assert_data_error(&out, "one of 2 files", "directory");
+    let s3 = S3Server::start();
+    s3.put_file("paged.parquet", &path);
+    let out = s3.starflow().args(["sql", &format!("SELECT sum(teff) FROM 's3://{BUCKET}/paged.parquet'")]).output().unwrap();
+    assert_data_error(&out, &format!("s3://{BUCKET}/paged.parquet"), "S3");
+}
+
+#[test]
 fn presigned_https_urls_keep_their_query_and_their_signature_stays_secret() {
     use object_store::signer::Signer;
     let s3 = S3Server::start();

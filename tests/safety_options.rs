@@ -162,7 +162,7 @@ fn csv_values_that_do_not_parse_and_text_that_is_not_utf8_are_data_errors() {
     let out = starflow().args(["--format-out", "csv", "sql", &format!("SELECT sum(x) FROM '{}'", late.display())]).output().unwrap();
     let (code, _, err) = outcome(&out);
     assert_eq!(code, Some(4), "{err}");
-    assert!(err.contains("n/a") && err.lines().count() == 1, "{err}");
+    assert!(err.contains("late.csv: ") && err.contains("n/a") && err.lines().count() == 1, "names the file: {err}");
 
     let latin1 = dir.path().join("latin1.csv");
     let mut bytes = b"id,name\n1,star\n2,".to_vec();
