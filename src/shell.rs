@@ -8,7 +8,7 @@ use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
 use rustyline::DefaultEditor;
 use rustyline::error::ReadlineError;
 
-use crate::error::CliError;
+use crate::error::{CliError, ErrorClass};
 use crate::interrupt::sigint_stops_statement;
 use crate::session::Session;
 
@@ -172,7 +172,7 @@ async fn script(session: &Session) -> Result<(), CliError> {
     let mut runner = Runner::new(session);
     let mut input = std::io::stdin().lock();
     let mut line = String::new();
-    loop {
+    for number in 1.. {
         line.clear();
         let read = tokio::task::block_in_place(|| input.read_line(&mut line));
         match read {
@@ -181,6 +181,9 @@ async fn script(session: &Session) -> Result<(), CliError> {
                 if !runner.line(line.trim_end_matches(['\n', '\r'])).await {
                     break;
                 }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                return Err(CliError::new(ErrorClass::Data, format!("shell input, line {number}: not UTF-8 text")));
             }
             Err(e) => return Err(CliError::runtime(format!("shell input: {e}"))),
         }

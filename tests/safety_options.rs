@@ -86,7 +86,7 @@ fn url_credentials_and_query_strings_are_redacted_in_every_message() {
     assert!(outcome(&runs[0]).2.contains("***@127.0.0.1:1") || !outcome(&runs[0]).2.contains('@'), "{}", outcome(&runs[0]).2);
 }
 
-fn shell(input: &str) -> (Option<i32>, String, String) {
+fn shell(input: impl AsRef<[u8]>) -> (Option<i32>, String, String) {
     let table = format!("stars={}", bundled_catalogue().display());
     let mut child = starflow_std()
         .args(["--table", &table, "--format-out", "csv", "shell"])
@@ -95,7 +95,7 @@ fn shell(input: &str) -> (Option<i32>, String, String) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child.stdin.take().unwrap().write_all(input.as_ref()).unwrap();
     outcome(&child.wait_with_output().unwrap())
 }
 
@@ -111,6 +111,12 @@ fn a_piped_shell_runs_every_statement_and_fails_when_one_fails() {
     assert_eq!(stdout, "a\n1\nc\n3\n", "statements after a failure still run");
     assert!(err.contains("nope") && err.contains("unterminated") || err.contains("Unterminated"), "{err}");
     assert!(err.lines().last().unwrap().contains("2 statements failed"), "{err}");
+
+    // Text that is not UTF-8 stops the script: a data error naming the line, after the statements before it ran.
+    assert_eq!(
+        shell(b"SELECT 1 AS a;\nSELECT '\xff' AS b;\nSELECT 3 AS c;\n"),
+        (Some(4), "a\n1\n".to_string(), "starflow: data error: shell input, line 2: not UTF-8 text\n".to_string())
+    );
 
     let (code, stdout, _) = shell("\\dt\nSELECT 5 AS e\n");
     assert_eq!(code, Some(0));
