@@ -188,6 +188,28 @@ fn write_bad_csv(path: &Path, rows: usize, bad: usize) {
 }
 
 #[test]
+fn a_failed_output_leaves_no_directory_and_a_replaced_file_keeps_its_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.csv");
+    write_bad_csv(&bad, 2001, 2000);
+    let before = tree(dir.path());
+    // The directories made for the output go again with it.
+    let target = dir.path().join("new/sub/x.csv");
+    let out = starflow().args(["-o", target.to_str().unwrap(), "sql", &format!("SELECT * FROM '{}'", bad.display())]).output().unwrap();
+    assert_eq!(outcome(&out).0, Some(4), "{}", outcome(&out).2);
+    assert_eq!(tree(dir.path()), before, "no new/, no staging");
+    // A private file stays private when it is replaced.
+    let private = dir.path().join("private.csv");
+    std::fs::write(&private, "old").unwrap();
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = starflow().args(["-q", "-o", private.to_str().unwrap(), "sql", "SELECT 1 AS x"]).output().unwrap();
+    assert_eq!(outcome(&out).0, Some(0), "{}", outcome(&out).2);
+    assert_eq!(std::fs::read_to_string(&private).unwrap(), "x\n1\n");
+    assert_eq!(std::fs::metadata(&private).unwrap().permissions().mode() & 0o777, 0o600);
+}
+
+#[test]
 fn a_failed_catalogue_run_leaves_the_previous_set_and_strays_as_they_were() {
     let dir = tempfile::tempdir().unwrap();
     let (good, bad) = (dir.path().join("good.parquet"), dir.path().join("bad.csv"));

@@ -117,21 +117,55 @@ pub(crate) fn create_hidden<T>(
     unreachable!("u32 names run out")
 }
 
-/// A local file staged under a hidden name in its target's directory (so the rename is atomic), removed unless
-/// renamed over the target.
+/// The directories made for an output (deepest first): removed again, those still empty, if the output is not
+/// completed.
+#[derive(Debug, Default)]
+pub(crate) struct MadeDirs(Vec<PathBuf>);
+
+impl MadeDirs {
+    /// Create `dir` and its missing parents.
+    pub(crate) fn create(dir: &Path) -> std::io::Result<Self> {
+        let made = dir.ancestors().take_while(|d| !d.exists()).map(Path::to_path_buf).collect();
+        std::fs::create_dir_all(dir)?;
+        Ok(Self(made))
+    }
+
+    /// The output is in place: the directories stay.
+    pub(crate) fn keep(&mut self) {
+        self.0.clear();
+    }
+
+    /// Remove them, deepest first, while they are empty (`remove_dir` refuses the others).
+    pub(crate) fn remove(&mut self) {
+        for dir in self.0.drain(..) {
+            if std::fs::remove_dir(dir).is_err() {
+                break;
+            }
+        }
+    }
+}
+
+/// A local file staged under a hidden name in its target's directory (so the rename is atomic), with the target's
+/// permissions if it exists; removed, with the directories made for it, unless renamed over the target.
 struct LocalUpload {
     file: std::fs::File,
     staging: PathBuf,
     target: PathBuf,
+    made: MadeDirs,
     renamed: bool,
 }
 
 impl LocalUpload {
     fn create(target: &Path) -> std::io::Result<Self> {
         let dir = target.parent().unwrap_or(Path::new("/"));
-        std::fs::create_dir_all(dir)?;
+        let made = MadeDirs::create(dir)?;
         let (file, staging) = create_hidden(dir, "tmp", |p| std::fs::File::create_new(p))?;
-        Ok(Self { file, staging, target: target.to_path_buf(), renamed: false })
+        let upload = Self { file, staging, target: target.to_path_buf(), made, renamed: false };
+        // A replaced file keeps its mode (a private 0600 file stays private).
+        if let Ok(existing) = std::fs::metadata(target) {
+            upload.file.set_permissions(existing.permissions())?;
+        }
+        Ok(upload)
     }
 
     fn finish(mut self) -> std::io::Result<()> {
@@ -139,6 +173,7 @@ impl LocalUpload {
         self.file.sync_all()?;
         std::fs::rename(&self.staging, &self.target)?;
         self.renamed = true;
+        self.made.keep();
         Ok(())
     }
 }
@@ -147,6 +182,7 @@ impl Drop for LocalUpload {
     fn drop(&mut self) {
         if !self.renamed {
             let _ = std::fs::remove_file(&self.staging);
+            self.made.remove();
         }
     }
 }

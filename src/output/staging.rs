@@ -18,7 +18,7 @@ use object_store::path::Path as StorePath;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions};
 
 use super::target::{DirTarget, ObjectUrl};
-use super::{OutputFile, create_hidden, store_of};
+use super::{MadeDirs, OutputFile, create_hidden, store_of};
 use crate::error::CliError;
 use crate::interrupt::Staged;
 
@@ -39,8 +39,8 @@ pub struct StagingArea {
 }
 
 enum Area {
-    /// `created`: the directories made for the area (deepest first), removed again if nothing is installed.
-    Local { dir: PathBuf, stage: PathBuf, created: Vec<PathBuf> },
+    /// `made`: the directories made for the area, removed again if nothing is installed.
+    Local { dir: PathBuf, stage: PathBuf, made: MadeDirs },
     Store { store: Arc<dyn ObjectStore>, url: ObjectUrl, stage: StorePath },
 }
 
@@ -52,11 +52,10 @@ impl StagingArea {
     pub fn create(target: &DirTarget, runtime: &RuntimeEnv) -> Result<Self, CliError> {
         let place = match target {
             DirTarget::Local(dir) => {
-                let created: Vec<PathBuf> = dir.ancestors().take_while(|d| !d.exists()).map(Path::to_path_buf).collect();
-                std::fs::create_dir_all(dir).map_err(|e| failed(&dir.display().to_string(), e))?;
+                let made = MadeDirs::create(dir).map_err(|e| failed(&dir.display().to_string(), e))?;
                 let ((), stage) = create_hidden(dir, "staging", |p| std::fs::create_dir(p))
                     .map_err(|e| failed(&dir.display().to_string(), e))?;
-                Area::Local { dir: dir.clone(), stage, created }
+                Area::Local { dir: dir.clone(), stage, made }
             }
             DirTarget::Object(url) => {
                 let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_nanos();
@@ -116,8 +115,8 @@ impl StagingArea {
             Area::Store { store, url, stage } => install_store(store.as_ref(), &url.key, stage, moves).await,
         };
         if installed.is_ok() {
-            if let Area::Local { created, .. } = &mut self.place {
-                created.clear();
+            if let Area::Local { made, .. } = &mut self.place {
+                made.keep();
             }
         }
         self.remove().await;
@@ -144,15 +143,10 @@ impl StagingArea {
 
 impl StagingArea {
     /// Remove a local area, and the directories made for it unless something was installed in them.
-    fn remove_local(&self) {
-        if let Area::Local { stage, created, .. } = &self.place {
+    fn remove_local(&mut self) {
+        if let Area::Local { stage, made, .. } = &mut self.place {
             let _ = std::fs::remove_dir_all(stage);
-            // Only empty ones: `remove_dir` refuses the others.
-            for dir in created {
-                if std::fs::remove_dir(dir).is_err() {
-                    break;
-                }
-            }
+            made.remove();
         }
     }
 }
