@@ -21,10 +21,11 @@ use crate::tables::{InputFormat, parse_table_arg};
     name = "starflow",
     version,
     about = "SQL over stellar catalogues (Parquet/CSV, local or object storage) with StarFlow ages and masses as columns",
-    after_help = "Exit codes: 0 ok, 1 runtime error, 2 usage error (also an option beyond its bound), 3 SQL error \
-                  (syntax, unknown table/column, invalid setting), 4 data error (missing, unreadable, corrupt or \
-                  inconsistent input, access denied, unreachable endpoint), 5 output error, 130 interrupted (SIGINT, \
-                  SIGTERM or SIGHUP; nothing half-written remains)."
+    after_help = "Exit codes: 0 ok, 1 runtime error, 2 usage error (also an option beyond its bound, an output name \
+                  that cannot be written), 3 SQL error (syntax, unknown table/column, invalid setting, a statement \
+                  nested too deep), 4 data error (missing, unreadable, corrupt or inconsistent input, access denied, \
+                  unreachable endpoint), 5 output error, 130 interrupted (SIGINT, SIGTERM or SIGHUP; nothing \
+                  half-written remains). Errors are one line; URL user-info and query strings in them show as ***."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -57,8 +58,9 @@ pub enum Command {
     Catalog {
         /// The survey file (Parquet file, directory or glob; local or s3://, gs://, az://, http(s)://).
         input: String,
-        /// Where the three files go: a local directory (created if needed) or an object-store prefix. They replace the
-        /// previous three together, or not at all.
+        /// Where the three files go: a local directory (created if needed) or an object-store prefix (s3://BUCKET/KEY,
+        /// the key as typed). They are staged there in a hidden area and replace the previous three together, under
+        /// a lock, or not at all: a failed or interrupted run leaves the previous ones, and concurrent runs do not mix.
         output_dir: String,
         /// The input's layout: dr19 (astraAllStarASPCAP) or dr17 (allStar).
         #[arg(long, value_enum, default_value = "dr19")]
@@ -76,15 +78,18 @@ pub struct GlobalArgs {
     /// az://, http(s)://. Repeatable.
     #[arg(long = "table", value_name = "NAME=URL", value_parser = parse_table_arg, global = true)]
     pub tables: Vec<(String, String)>,
-    /// Format of --table and catalogue inputs (default: from the file extension; directories are read as Parquet).
+    /// Format of --table and catalogue inputs (default: from the file extension; directories are read as Parquet;
+    /// below a directory, names starting with '.' or '_' are skipped, and every file must have the same columns).
     #[arg(long, value_enum, global = true)]
     pub input_format: Option<InputFormat>,
     /// Output format (default: from the --output extension, else a table on stdout).
     #[arg(long = "format-out", value_enum, global = true)]
     pub format_out: Option<OutputFormat>,
-    /// Write the last statement's result to PATH, atomically (complete or absent): a local file (a symlink is written
-    /// through) or s3://BUCKET/KEY (the key as typed); `-` or /dev/stdout for stdout; an existing FIFO or character
-    /// device is streamed into.
+    /// Write the last statement's result to PATH, atomically (complete or absent): a local file (staged beside it and
+    /// renamed over it; a symlink is written through) or s3://BUCKET/KEY (gs://, az://; the key exactly as typed,
+    /// '#', '?' and '%' included); `-` or /dev/stdout for stdout, /dev/stderr for stderr; an existing FIFO or
+    /// character device is streamed into. An empty name, a directory, a dangling link, a URL without a bucket or a
+    /// key, and `s3:` without `//` are usage errors (exit 2), checked before anything runs.
     #[arg(short = 'o', long, value_name = "PATH", global = true)]
     pub output: Option<String>,
     /// No progress bar and no status messages on stderr.
