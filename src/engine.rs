@@ -326,7 +326,7 @@ impl Engine {
         match ListingTableConfig::new(url).infer_options(&self.ctx.state()).await {
             // "No files for table" is an internal error there; the original "not found" says it better.
             Err(cause) if !matches!(cause.find_root(), DataFusionError::Internal(_)) => {
-                cause.context(format!("cannot read '{location}'"))
+                cause.context(format!("cannot read '{}'", crate::object_stores::typed_location(&location)))
             }
             _ => error,
         }

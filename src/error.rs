@@ -189,7 +189,8 @@ fn classify(e: &DataFusionError) -> (ErrorClass, String) {
         }
         // A URL table whose file or object does not exist is planned as an unknown table.
         DataFusionError::Plan(m) if missing_location(m).is_some() => {
-            return (ErrorClass::Data, format!("not found: {}", missing_location(m).unwrap_or_default()));
+            let location = missing_location(m).unwrap_or_default();
+            return (ErrorClass::Data, format!("not found: {}", crate::object_stores::typed_location(&location)));
         }
         DataFusionError::Plan(_) | DataFusionError::SchemaError(..) | DataFusionError::NotImplemented(_) => {
             return (ErrorClass::Sql, strip_prefixes(&root.strip_backtrace()));

@@ -12,6 +12,13 @@ use common::{BUCKET, S3Server, bundled_catalogue, files, outcome, read_parquet, 
 
 const FILES: [&str; 3] = ["StarFlow_summary.parquet", "StarFlow_age_posterior.parquet", "StarFlow_mass_posterior.parquet"];
 
+/// [`FILES`] as a sorted listing of a directory holding them.
+fn sorted_files() -> Vec<String> {
+    let mut files = FILES.map(String::from).to_vec();
+    files.sort();
+    files
+}
+
 fn rows(path: &Path) -> usize {
     read_parquet(path).iter().map(|b| b.num_rows()).sum()
 }
@@ -282,7 +289,7 @@ fn assert_concurrent_runs_do_not_mix(
         let expected = if inputs[0].ends_with("a.parquet") { 120 } else { 200 };
         assert_eq!(counts, vec![expected; 3], "round {round}");
         let entries = entries(files);
-        assert!(entries.iter().all(|e| FILES.contains(&e.as_str()) || e == ".starflow.lock"), "round {round}: {entries:?}");
+        assert_eq!(entries, sorted_files(), "round {round}: the three files, nothing else (no lock, no staging)");
     }
 }
 
@@ -433,6 +440,6 @@ fn a_signal_during_a_catalogue_keeps_the_previous_set_and_onnx_runtime_quiet() {
         assert_eq!(err, "starflow: interrupted\n", "{signal}: only our line, no ONNX Runtime log");
         let after: Vec<Vec<u8>> = FILES.iter().map(|f| std::fs::read(out_dir.join(f)).unwrap()).collect();
         assert!(before == after, "{signal}: the previous catalogue stays");
-        assert!(tree(&out_dir).iter().all(|e| FILES.contains(&e.as_str()) || e == ".starflow.lock"), "{signal}");
+        assert_eq!(tree(&out_dir), sorted_files(), "{signal}: the three files, nothing else");
     }
 }

@@ -186,6 +186,18 @@ pub fn literal_location(text: &str) -> String {
     url.to_string()
 }
 
+/// The text `literal_location` was made from: what the user typed, for messages.
+pub fn typed_location(location: &str) -> String {
+    let Ok(url) = Url::parse(location) else { return location.to_string() };
+    if !OBJECT_SCHEMES.contains(&url.scheme()) {
+        return location.to_string();
+    }
+    match object_store::path::Path::from_url_path(url.path()) {
+        Ok(key) => format!("{}/{key}{}", store_key(&url), if url.path().ends_with('/') && url.path() != "/" { "/" } else { "" }),
+        Err(_) => location.to_string(),
+    }
+}
+
 /// The schemes of object stores (`build_remote`): their URLs name an object by a key taken literally
 /// ([`literal_location`]).
 pub const OBJECT_SCHEMES: [&str; 6] = ["s3", "s3a", "gs", "az", "abfs", "abfss"];
@@ -297,6 +309,9 @@ mod tests {
         assert!(literal_location("s3://b/dir/").ends_with("/dir/"));
         assert_eq!(literal_location("https://h/k.parquet?sig=1"), "https://h/k.parquet?sig=1");
         assert_eq!(literal_location("/tmp/a#b.parquet"), "/tmp/a#b.parquet");
+        for typed in ["s3://b/run#3/x.parquet", "s3://b/a?x=1.csv", "gs://b/a%20b c.csv", "s3://b/dir#1/", "/tmp/a#b", "https://h/k?s=1"] {
+            assert_eq!(typed_location(&literal_location(typed)), typed);
+        }
     }
 
     #[test]

@@ -5,8 +5,8 @@
 //! Local: the area is `DIR/.starflow-PID-N.staging/`; files are renamed into `DIR` (atomic, same file system), each
 //! replaced file first hard-linked into the area so that a failed move can be undone. Object stores: the area is the
 //! prefix `PREFIX/.starflow-PID-N.staging/`; files are copied into place (S3 copies are atomic per object, up to
-//! 5 GB), each replaced object first copied into the area. The lock is `DIR/.starflow.lock` (a file lock) or the
-//! object `PREFIX/.starflow.lock` (created only if absent).
+//! 5 GB), each replaced object first copied into the area. The lock is the directory itself (`flock` on it: nothing is
+//! left in it) or the object `PREFIX/.starflow.lock` (created only if absent, deleted after).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -22,6 +22,7 @@ use super::{MadeDirs, OutputFile, create_hidden, store_of};
 use crate::error::CliError;
 use crate::interrupt::Staged;
 
+/// The lock object of an object-store prefix.
 const LOCK: &str = ".starflow.lock";
 /// A lock object older than this was left by a run that died: installing takes seconds.
 const STALE_LOCK: Duration = Duration::from_secs(600);
@@ -178,10 +179,14 @@ fn walk(root: &Path, dir: &Path, files: &mut Vec<String>) -> std::io::Result<()>
 }
 
 fn install_local(dir: &Path, stage: &Path, moves: &[(String, String)]) -> Result<(), CliError> {
-    let lock_path = dir.join(LOCK);
-    let lock = std::fs::File::options().create(true).truncate(false).write(true).open(&lock_path);
-    let lock = lock.map_err(|e| failed(&lock_path.display().to_string(), e))?;
-    lock.lock().map_err(|e| failed(&lock_path.display().to_string(), e))?;
+    // The directory is its own lock, released when `lock` is dropped. A file system that cannot lock (some network
+    // file systems refuse flock on a directory) installs unlocked.
+    let lock = std::fs::File::open(dir).map_err(|e| failed(&dir.display().to_string(), e))?;
+    match lock.lock() {
+        Ok(()) => {}
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EBADF | libc::ENOLCK | libc::EOPNOTSUPP)) => {}
+        Err(e) => return Err(failed(&dir.display().to_string(), e)),
+    }
     let previous = stage.join(PREVIOUS);
     // (final path, its previous version kept in the area, if it had one)
     let mut done: Vec<(PathBuf, Option<PathBuf>)> = Vec::new();
