@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 
 use starflow_udfs::Device;
 
-use crate::catalog::Release;
+use crate::catalog::{CatalogMethod, Release};
 use crate::engine::{EngineOptions, MAX_BATCH_SIZE, MAX_THREADS};
 use crate::error::CliError;
 use crate::object_stores::StoreOptions;
@@ -55,6 +55,11 @@ pub enum Command {
     Shell,
     /// Make the StarFlow catalogue of a survey file: StarFlow_summary.parquet, StarFlow_age_posterior.parquet and
     /// StarFlow_mass_posterior.parquet in OUTPUT_DIR, each row-matched to INPUT (queries/starflow_vac.sql).
+    ///
+    /// The summary has the VAC's columns (age and mass: the posterior's maximum and its signed 1-sigma offsets,
+    /// training densities, bitmasks), then age_median, age_p16, age_p84, mass_median, mass_p16, mass_p84: the
+    /// posteriors' medians (the less biased point estimate) and 16th/84th percentiles. Each file's metadata records
+    /// the models, the method and the label release.
     Catalog {
         /// The survey file (Parquet file, directory or glob; local or s3://, gs://, az://, http(s)://).
         input: String,
@@ -62,9 +67,14 @@ pub enum Command {
         /// the key as typed). They are staged there in a hidden area and replace the previous three together, under
         /// a lock, or not at all: a failed or interrupted run leaves the previous ones, and concurrent runs do not mix.
         output_dir: String,
-        /// The input's layout: dr19 (astraAllStarASPCAP) or dr17 (allStar).
+        /// The input's layout and its labels' data release: dr19 (astraAllStarASPCAP) or dr17 (allStar). The input
+        /// view (queries/dr19_inputs.sql, dr17_inputs.sql) sets `starflow.label_release` to match.
         #[arg(long, value_enum, default_value = "dr19")]
         release: Release,
+        /// How the posteriors are made: v2 (models age, mass) or paper (models age_paper, mass_paper: the VAC's
+        /// method).
+        #[arg(long, value_enum, default_value = "v2")]
+        method: CatalogMethod,
     },
     /// List the loaded models with their provenance, and check that each runs on the chosen device.
     Models,
@@ -255,11 +265,11 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             cli.global.open().await?.run_script(&sql).await
         }
         Command::Shell => crate::shell::run(cli.global.open().await?).await,
-        Command::Catalog { input, output_dir, release } => {
+        Command::Catalog { input, output_dir, release, method } => {
             // Before the models load: a bad directory is a usage error at once.
             let target = DirTarget::parse(&output_dir)?;
             let session = cli.global.open().await?;
-            let written = crate::catalog::run(&session, &input, (&target, &output_dir), release).await?;
+            let written = crate::catalog::run(&session, &input, (&target, &output_dir), release, method).await?;
             session.status(&format!("wrote {} rows to each of {}", written.rows, written.files.join(", ")));
             Ok(())
         }

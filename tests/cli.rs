@@ -186,10 +186,12 @@ fn models_and_functions_describe_what_is_served() {
     assert!(text.contains(&format!("models directory: {} {checkout}\n", root.join("models").display())), "{text}");
     assert!(text.contains(&format!("onnxruntime: {} {checkout}\n", root.join(".ort/libonnxruntime.so.1.31.1").display())), "{text}");
     assert!(text.contains("device: cpu"), "{text}");
-    for name in ["\nage ", "\nmass "] {
+    for name in ["\nage ", "\nmass ", "\nage_paper ", "\nmass_paper "] {
         assert!(text.contains(name), "{text}");
     }
-    assert_eq!(text.matches("session:   ok on cpu").count(), 2, "{text}");
+    assert_eq!(text.matches("session:   ok on cpu").count(), 4, "{text}");
+    assert_eq!(text.matches("method:    v2 (label releases dr14, dr16, dr17, dr19; default dr19)").count(), 2, "{text}");
+    assert_eq!(text.matches("method:    paper\n").count(), 2, "{text}");
     assert!(text.contains("grid 0..14 (250 points)") && text.contains("grid 0..3 (250 points)"), "{text}");
     let models = root.join("models");
     let by_env = stdout_of(&starflow().env("STARFLOW_MODELS", &models).arg("models").output().unwrap());
