@@ -123,7 +123,7 @@ fn sql_results_match_the_python_reference_for_the_same_stars() {
         "input".to_string(),
         root.join(CATALOGUE).display().to_string(),
     )]);
-    let view = starflow::cli::substitute(&std::fs::read_to_string(root.join("queries/dr19_inputs.sql")).unwrap(), &defines).unwrap();
+    let view = starflow::session::substitute(&std::fs::read_to_string(root.join("queries/dr19_inputs.sql")).unwrap(), &defines).unwrap();
     let stars = fixture["stars"].as_array().unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let calls = [

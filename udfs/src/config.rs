@@ -11,8 +11,8 @@ extensions_options! {
     /// StarFlow settings (`starflow.*`).
     pub struct StarflowConfig {
         /// Monte-Carlo draws of a star that is drawn (every star under the paper's method, a star whose errors exceed
-        /// the training labels' noise under v2); 0 uses the model's default (50 for the StarFlow models).
-        pub draws: usize, default = 0
+        /// the training labels' noise under v2), at least 1; not set: the model's default (50 for the StarFlow models).
+        pub draws: Option<usize>, default = None
         /// Seed of the per-star draws: together with a star's inputs it fixes its numbers.
         pub seed: u64, default = 20251123
         /// Flow rows per task of the inference pool (whole stars: at least one; 12,500 rows for a star drawn 50 times,
@@ -33,8 +33,12 @@ impl ConfigExtension for StarflowConfig {
 impl StarflowConfig {
     /// The options of a call to `model`, or why a setting cannot be used with it.
     pub fn options_for(&self, model: &Model) -> Result<Options, String> {
-        let draws = if self.draws == 0 { model.manifest.default_draws } else { self.draws };
-        rows_per_star(draws, model.eval_points.len()).map_err(|e| format!("starflow.draws = {}: {e}", self.draws))?;
+        let draws = match self.draws {
+            None => model.manifest.default_draws,
+            Some(0) => return Err("starflow.draws = 0: at least 1 draw per star".to_string()),
+            Some(draws) => draws,
+        };
+        rows_per_star(draws, model.eval_points.len()).map_err(|e| format!("starflow.draws = {draws}: {e}"))?;
         // Release names are lower-case; 'DR17' means the same release. An unknown one is refused here, as a setting.
         let label_release = self.label_release.trim().to_ascii_lowercase();
         let _planner = model
