@@ -81,6 +81,8 @@ impl OutputFile {
     /// Start writing: the bytes go to a staged upload (a hidden local file, or an S3 multipart upload) that only
     /// appears under the final name when [`StagedFile::finish`] completes it.
     pub fn stage(&self, format: OutputFormat, schema: SchemaRef) -> Result<StagedFile, CliError> {
+        // Counted before the staged file exists: a stopping signal that arrives meanwhile waits for its removal.
+        let staged = Staged::new();
         let upload = match &self.place {
             Place::Local(path) => {
                 Upload::Local(LocalUpload::create(path).map_err(|e| CliError::output(format!("{}: {e}", self.display)))?)
@@ -96,7 +98,7 @@ impl OutputFile {
             encoder: Encoder::new(format, schema).map_err(|e| CliError::runtime(e.to_string()))?,
             upload,
             display: self.display.clone(),
-            _staged: Staged::new(),
+            _staged: staged,
         })
     }
 }

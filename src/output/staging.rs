@@ -51,6 +51,8 @@ fn failed(what: &str, e: impl std::fmt::Display) -> CliError {
 
 impl StagingArea {
     pub fn create(target: &DirTarget, runtime: &RuntimeEnv) -> Result<Self, CliError> {
+        // Counted before the area exists: a stopping signal that arrives meanwhile waits for its removal.
+        let staged = Staged::new();
         let place = match target {
             DirTarget::Local(dir) => {
                 let made = MadeDirs::create(dir).map_err(|e| failed(&dir.display().to_string(), e))?;
@@ -64,7 +66,7 @@ impl StagingArea {
                 Area::Store { store: store_of(url, runtime)?, url: url.clone(), stage: under(&url.key, &name)? }
             }
         };
-        Ok(Self { place, settled: false, _staged: Staged::new() })
+        Ok(Self { place, settled: false, _staged: staged })
     }
 
     /// A file of the area (a plain name), to write with [`OutputFile::stage`].
