@@ -3,6 +3,8 @@
 
 pub mod starflow_age;
 pub mod starflow_age_posterior;
+pub mod starflow_cn_grid;
+pub mod starflow_cn_posterior;
 pub mod starflow_density;
 pub mod starflow_estimate;
 pub mod starflow_flag_names;
@@ -23,14 +25,14 @@ use crate::inference::StarInput;
 use crate::model::Model;
 use crate::registry::ModelRegistry;
 
-pub(crate) use star_function::{StarFunction, StarOutput, list_of_f64, star_udf};
+pub(crate) use star_function::{StarFunction, StarOutput, list_of_f64, lists, star_udf};
 
 /// The ten star arguments, in order.
 pub const STAR_ARGS: [&str; 10] = ["teff", "e_teff", "logg", "e_logg", "fe_h", "e_fe_h", "c_fe", "e_c_fe", "n_fe", "e_n_fe"];
 
 /// Functions that evaluate a flow per row (thousands of evaluations per star): optimizer rules must not move them to
 /// where they would see more rows.
-pub const FLOW_FUNCTIONS: [&str; 7] = [
+pub const FLOW_FUNCTIONS: [&str; 8] = [
     "starflow_age",
     "starflow_estimate",
     "starflow_mass",
@@ -38,6 +40,7 @@ pub const FLOW_FUNCTIONS: [&str; 7] = [
     "starflow_mass_posterior",
     "starflow_density",
     "starflow_flags",
+    "starflow_cn_posterior",
 ];
 
 pub fn evaluates_flow(name: &str) -> bool {
@@ -55,6 +58,8 @@ pub fn all_functions(registry: &Arc<ModelRegistry>) -> Vec<ScalarUDF> {
         ScalarUDF::new_from_impl(starflow_density::StarflowDensity::new(registry)),
         ScalarUDF::new_from_impl(starflow_flags::StarflowFlags::new(registry)),
         ScalarUDF::new_from_impl(starflow_grid::StarflowGrid::new(registry)),
+        ScalarUDF::new_from_impl(starflow_cn_posterior::StarflowCnPosterior::new(registry)),
+        ScalarUDF::new_from_impl(starflow_cn_grid::StarflowCnGrid::new(registry)),
         ScalarUDF::new_from_impl(starflow_flag_names::StarflowFlagNames::new()),
     ]
 }
@@ -98,7 +103,7 @@ pub(crate) fn coerce_star_args(function: &str, arg_types: &[DataType], leading: 
     Ok(out)
 }
 
-/// The stars of one batch from the ten Float64 arguments (scalars are broadcast).
+/// The stars of one batch from the ten Float64 arguments (scalars are broadcast), NaN where a value is null.
 pub(crate) fn star_inputs(args: &[ColumnarValue], rows: usize) -> Result<Vec<StarInput>> {
     let arrays = args
         .iter()
@@ -110,11 +115,8 @@ pub(crate) fn star_inputs(args: &[ColumnarValue], rows: usize) -> Result<Vec<Sta
         .collect::<Result<_>>()?;
     Ok((0..rows)
         .map(|r| {
-            if columns.iter().any(|c| c.is_null(r)) {
-                return None;
-            }
-            let v = |k: usize| columns[k].value(r);
-            Some(([v(0), v(2), v(4), v(6), v(8)], [v(1), v(3), v(5), v(7), v(9)]))
+            let v = |k: usize| if columns[k].is_null(r) { f64::NAN } else { columns[k].value(r) };
+            ([v(0), v(2), v(4), v(6), v(8)], [v(1), v(3), v(5), v(7), v(9)])
         })
         .collect())
 }
