@@ -10,6 +10,9 @@
    same catalogue, with the engine's own draws (tests/data/engine_draws.py, default seed), so every star compares.
 4. Agreement of the three on the subset (parity tolerances of tests/udf_queries.rs); exit 1 if any star disagrees.
 5. numpy float32 sgemm on 1 and --threads threads, the ceiling for flow evaluations if they were pure matrix work.
+6. The cost of the C-N plane (CN_ATYPICAL, docs/METHOD.md sec. 9; --cn-stars, 0 skips): starflow on a catalogue of
+   --cn-stars stars with `starflow.cn_flag` on and off, with the labels read as DR19 (most stars drawn: 12,500 flow rows
+   per star and model, plus the plane's 4,010) and as DR17 (most stars one row of 250, plus 4,010).
 Prints a table and writes JSON (default bench/results/<date>-<stars>.json).
 """
 import argparse
@@ -139,6 +142,8 @@ def main():
         "~/.cache/starflow-target")), "debug", "starflow"))
     ap.add_argument("--json", help="result file (default bench/results/<date>-<stars>.json)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory (catalogue, outputs, logs)")
+    ap.add_argument("--cn-stars", type=int, default=2000, help="catalogue size for the C-N plane's cost (0: skip)")
+    ap.add_argument("--cn-only", action="store_true", help="measure only the C-N plane's cost (6.), no baselines")
     a = ap.parse_args()
     a.starflow = os.path.abspath(a.starflow)  # the commands run in the repository (measured)
     models = a.models.split(",")
@@ -152,14 +157,25 @@ def main():
            "starflow_binary_mtime": time.ctime(os.path.getmtime(a.starflow)), "stars": a.stars, "subset": subset,
            "threads": a.threads, "models": models, "draws": DRAWS, "flop_per_eval": FLOP_PER_EVAL,
            "loadavg_start": os.getloadavg()}
+    query = os.path.join(HERE, "ages.sql") if models == ["age"] else os.path.join(ROOT, "queries", "ages_masses.sql")
+    if a.cn_only:
+        try:
+            res["cn_flag"] = cn_flag_cost(a, query, models, tmp)
+        finally:
+            shutil.rmtree(tmp)
+        res["loadavg_end"] = os.getloadavg()
+        report_cn(res["cn_flag"])
+        path = a.json or os.path.join(HERE, "results", f"{datetime.date.today().isoformat()}-cn-{a.cn_stars}.json")
+        with open(path, "w") as f:
+            json.dump(res, f, indent=1)
+        print("results:", path)
+        return
     try:
         catalogue = os.path.join(tmp, "catalogue.parquet")
         write_catalogue(a.stars, catalogue, a.seed)
         res["sgemm_gflops"] = {str(t): sgemm_gflops(t) for t in sorted({1, a.threads})}
 
         # starflow: the whole catalogue, one process, as a user runs it
-        query = os.path.join(HERE, "ages.sql") if models == ["age"] else \
-            os.path.join(ROOT, "queries", "ages_masses.sql")
         out = os.path.join(tmp, "starflow.parquet")
         cmd = [a.starflow, "-q", "--threads", str(a.threads), "run", os.path.join(ROOT, "queries", "dr19_inputs.sql"),
                query, "--define", f"input={catalogue}", "-o", out]
@@ -218,6 +234,8 @@ def main():
         for name, r in runs.items():
             r["starflow_speedup"] = runs["starflow"]["star_models_per_s"] / r["star_models_per_s"]
         res["runs"] = runs
+        if a.cn_stars > 0:
+            res["cn_flag"] = cn_flag_cost(a, query, models, tmp)
         res["loadavg_end"] = os.getloadavg()
         report(res)
     finally:
@@ -233,6 +251,41 @@ def main():
     bad = sum(m["failures"] for pair in res["agreement"].values() for m in pair.values())
     if bad:
         sys.exit(f"DISAGREEMENT: {bad} star-model comparisons outside tolerance (see {path})")
+
+
+def cn_flag_cost(a, query, models, tmp):
+    """starflow on --cn-stars stars with the C-N plane on and off, labels read as DR19 (the view's release) and DR17:
+    stars/s and CPU milliseconds per star-model, and the plane's share."""
+    catalogue = os.path.join(tmp, "cn_catalogue.parquet")
+    write_catalogue(a.cn_stars, catalogue, a.seed)
+    out = {"stars": a.cn_stars, "models": models}
+    for release in ("dr19", "dr17"):
+        for flag in ("true", "false"):
+            settings = os.path.join(tmp, f"cn_{release}_{flag}.sql")
+            with open(settings, "w") as f:  # after the view, which sets the DR19 release
+                f.write(f"SET starflow.label_release = '{release}';\nSET starflow.cn_flag = {flag};\n")
+            cmd = [a.starflow, "-q", "--threads", str(a.threads), "run", os.path.join(ROOT, "queries", "dr19_inputs.sql"),
+                   settings, query, "--define", f"input={catalogue}", "-o", os.path.join(tmp, "cn.parquet")]
+            print(f"C-N plane cost: {release} labels, cn_flag = {flag}", flush=True)
+            r = measured(cmd, settings + ".log")
+            r["stars_per_s"] = a.cn_stars / r["seconds"]
+            r["cpu_ms_per_star_model"] = 1e3 * r["cpu_seconds"] / (a.cn_stars * len(models))
+            out[f"{release}_{flag}"] = r
+        on, off = out[f"{release}_true"], out[f"{release}_false"]
+        out[f"{release}_plane_cpu_ms_per_star_model"] = on["cpu_ms_per_star_model"] - off["cpu_ms_per_star_model"]
+        out[f"{release}_plane_share_of_cpu"] = 1 - off["cpu_seconds"] / on["cpu_seconds"]
+    return out
+
+
+def report_cn(cn):
+    print(f"\nC-N plane (starflow.cn_flag), {cn['stars']} stars, models {'+'.join(cn['models'])}: stars/s, CPU ms per "
+          "star-model (others: cores' worth of CPU other processes used meanwhile)")
+    for release in ("dr19", "dr17"):
+        runs = {flag: cn[f"{release}_{flag}"] for flag in ("true", "false")}
+        text = ", ".join(f"cn_flag {flag} {r['stars_per_s']:.1f}/s {r['cpu_ms_per_star_model']:.2f} ms "
+                         f"(others {r['others_cpu_seconds'] / r['process_seconds']:.2f})" for flag, r in runs.items())
+        print(f"  {release} labels: {text}: the plane costs {cn[f'{release}_plane_cpu_ms_per_star_model']:.2f} CPU ms "
+              f"per star-model, {100 * cn[f'{release}_plane_share_of_cpu']:.0f}% of the CPU time")
 
 
 def report(res):
@@ -259,6 +312,8 @@ def report(res):
     print("(baselines: wall s and CPU-s = their timed posterior loops; CPU/wall, peak RSS: whole processes, imports\n"
           " included; others = cores' worth of CPU other processes used meanwhile: > 0.1 means the wall-clock numbers\n"
           " are contaminated, M evals/CPU-s much less so)")
+    if "cn_flag" in res:
+        report_cn(res["cn_flag"])
     print("\nagreement: max |d value| (grid steps), max |d bound| (steps), max density rel., failures, bitmask diffs")
     for pair, per_model in res["agreement"].items():
         for model, g in per_model.items():

@@ -67,6 +67,10 @@ pub enum Command {
         /// method).
         #[arg(long, value_enum, default_value = "v2")]
         method: CatalogMethod,
+        /// Skip the C-N planes (`SET starflow.cn_flag = false`): CN_ATYPICAL (32) is never set and the cn_level columns
+        /// are null, for most of the time of a v2 catalogue of stars evaluated once (docs/PERFORMANCE.md).
+        #[arg(long)]
+        no_cn_flag: bool,
     },
     /// List the loaded models with their provenance, and check that each runs on the chosen device.
     Models,
@@ -306,11 +310,14 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             Session::open(cli.global).await?.run_script(&sql).await
         }
         Command::Shell => crate::shell::run(Session::open(cli.global).await?).await,
-        Command::Catalog { input, output_dir, release, method } => {
+        Command::Catalog { input, output_dir, release, method, no_cn_flag } => {
             if !output_dir.contains("://") {
                 std::fs::create_dir_all(&output_dir).map_err(|e| CliError::output(format!("{output_dir}: {e}")))?;
             }
             let session = Session::open(cli.global).await?;
+            if no_cn_flag {
+                session.run_script("SET starflow.cn_flag = false").await?;
+            }
             let written = crate::catalog::run(&session, &input, &output_dir, release, method).await?;
             session.status(&format!("wrote {} rows to each of {}", written.rows, written.files.join(", ")));
             Ok(())
