@@ -54,6 +54,13 @@ pub enum Command {
     Shell,
     /// Make the StarFlow catalogue of a survey file: StarFlow_summary.parquet, StarFlow_age_posterior.parquet and
     /// StarFlow_mass_posterior.parquet in OUTPUT_DIR, each row-matched to INPUT (queries/starflow_vac.sql).
+    ///
+    /// The summary has the VAC's columns (age and mass: the posterior's maximum and its signed 1-sigma offsets,
+    /// training densities, bitmasks), then age_median, age_p16, age_p84, mass_median, mass_p16, mass_p84: the
+    /// posteriors' medians (the less biased point estimate) and 16th/84th percentiles, and age_cn_level,
+    /// mass_cn_level: the level of the star's measured [C/Fe], [N/Fe] in its C-N plane under each v2 model (CN_ATYPICAL,
+    /// bit 32, above the model's threshold). Each file's metadata records the models (with their C-N thresholds), the
+    /// method, the label release and whether the C-N planes were evaluated.
     Catalog {
         /// The survey file (Parquet file, directory or glob; local or s3://, gs://, az://, http(s)://).
         input: String,

@@ -9,7 +9,7 @@ use starflow::engine::{Engine, EngineOptions};
 
 const CATALOGUE: &str = "examples/data/astraAllStarASPCAP_apokasc3.parquet";
 
-/// The DR19 input view of SCIENCE.md over the bundled catalogue's first `n` stars.
+/// The DR19 input view of docs/METHOD.md over the bundled catalogue's first `n` stars.
 fn view(n: usize) -> String {
     format!(
         "CREATE VIEW stars AS SELECT sdss4_apogee_id AS id, teff, e_teff, logg, e_logg, fe_h, e_fe_h, \

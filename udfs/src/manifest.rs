@@ -259,7 +259,7 @@ impl Grid {
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 pub struct Density {
-    /// S of SCIENCE.md: samples seen in training.
+    /// S of docs/METHOD.md sec. 8: samples seen in training.
     pub scale: f64,
     /// LOW_DENSITY below this.
     pub threshold: f64,
@@ -435,6 +435,8 @@ pub(crate) mod tests {
                                          "threshold_quantile": 0.975});
             v["marginal"] = serde_json::json!({"logg": {"start": 0.15, "stop": 4.35, "num": 24, "threshold": 1e5},
                                                "n_fe": {"start": -0.41, "stop": 0.91, "num": 24, "threshold": 1e5}});
+            // informational (the model report's)
+            v["density"]["training_percentiles"] = serde_json::json!([1.0, 2.0, 3.0]);
         };
         let m = check_from(v2_json(), with_sections).unwrap();
         assert_eq!(m.cn.as_ref().unwrap().rows_per_star(), Ok(4010));

@@ -28,7 +28,7 @@ pub mod bits {
 /// Probability mass on each side of the maximum for the 1-sigma interval.
 const HALF_SIGMA_MASS: f64 = 0.34;
 
-/// Where the 0.34 window runs past an end of the posterior, SCIENCE.md's bound is "the value where CDF = 0" (or 1): an
+/// Where the 0.34 window runs past an end of the posterior, the paper's bound is "the value where CDF = 0" (or 1): an
 /// interval, not a value. The bound is the posterior's edge instead, where its CDF reaches this numerically-zero mass;
 /// the first grid value would report e.g. e_n_mass = -mass for a star whose posterior is zero below 0.6 Msun.
 const TAIL_MASS: f64 = 1e-9;
@@ -55,7 +55,7 @@ pub struct GridWeights {
     pub jacobian: Vec<f64>,
     /// Grid step in standardized target units: turns a sum over the grid into an integral over the target.
     pub dstd: f64,
-    /// S of SCIENCE.md.
+    /// S of docs/METHOD.md sec. 8.
     pub scale: f64,
     pub threshold: f64,
     pub weighting: Weighting,
