@@ -47,6 +47,25 @@ pub fn evaluates_flow(name: &str) -> bool {
     FLOW_FUNCTIONS.contains(&name)
 }
 
+/// The models a function is bound to. Functions are equal (DataFusion's `ScalarUDFImpl` needs `PartialEq + Eq + Hash`)
+/// when bound to the same registry.
+#[derive(Debug, Clone)]
+pub(crate) struct Registry(pub Arc<ModelRegistry>);
+
+impl PartialEq for Registry {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Registry {}
+
+impl std::hash::Hash for Registry {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        Arc::as_ptr(&self.0).hash(state);
+    }
+}
+
 /// Every StarFlow function, bound to the models of `registry`.
 pub fn all_functions(registry: &Arc<ModelRegistry>) -> Vec<ScalarUDF> {
     vec![

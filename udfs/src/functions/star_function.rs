@@ -1,7 +1,6 @@
 //! What the model-backed functions share: argument coercion, model lookup, evaluation, output arrays. Each public
 //! function is a thin documented struct over a [`StarFunction`] (see the `star_udf!` macro).
 
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, Float64Array, Float64Builder, Int64Array, ListBuilder, StructArray};
@@ -11,7 +10,7 @@ use datafusion::logical_expr::{
     ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, Signature, TypeSignature, Volatility,
 };
 
-use super::{coerce_star_args, model_from_arg, star_inputs};
+use super::{Registry, coerce_star_args, model_from_arg, star_inputs};
 use crate::config::StarflowConfig;
 use crate::inference::{estimate_batch, plane_batch};
 use crate::joint::Plane;
@@ -36,29 +35,14 @@ pub(crate) enum StarOutput {
     CnPlane,
 }
 
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq, Hash)]
 pub(crate) struct StarFunction {
     name: &'static str,
     /// The model a function is bound to (`starflow_age`); `None` when the first argument names it.
     model: Option<&'static str>,
     output: StarOutput,
-    registry: Arc<ModelRegistry>,
+    registry: Registry,
     signature: Signature,
-}
-
-impl PartialEq for StarFunction {
-    fn eq(&self, other: &Self) -> bool {
-        (self.name, self.model, self.output) == (other.name, other.model, other.output)
-            && Arc::ptr_eq(&self.registry, &other.registry)
-    }
-}
-
-impl Eq for StarFunction {}
-
-impl Hash for StarFunction {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        (self.name, self.model, self.output).hash(state);
-    }
 }
 
 /// The summary struct's fields: the six numbers (value, e_p, e_n, median, p16, p84 under the given names), the
@@ -102,7 +86,7 @@ impl StarFunction {
             name,
             model,
             output,
-            registry: Arc::clone(registry),
+            registry: Registry(Arc::clone(registry)),
             // Immutable: the same inputs give the same outputs, which lets the optimizer evaluate a call once.
             signature: Signature::new(TypeSignature::UserDefined, Volatility::Immutable),
         }
@@ -146,7 +130,7 @@ impl StarFunction {
             (None, Some(Some(ScalarValue::Utf8(Some(name))))) => name.clone(),
             (None, _) => return plan_err!("{}: the model name must be a string literal such as 'age'", self.name),
         };
-        let model = self.registry.require(&model).map_err(DataFusionError::Plan)?;
+        let model = self.registry.0.require(&model).map_err(DataFusionError::Plan)?;
         if self.output == StarOutput::CnPlane {
             check_plane(self.name, &model).map_err(DataFusionError::Plan)?;
         }
@@ -156,21 +140,21 @@ impl StarFunction {
 
     pub fn invoke(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let (model, star_args) = match self.model {
-            Some(name) => (self.registry.require(name).map_err(DataFusionError::Execution)?, &args.args[..]),
-            None => (model_from_arg(self.name, &self.registry, &args.args[0])?, &args.args[1..]),
+            Some(name) => (self.registry.0.require(name).map_err(DataFusionError::Execution)?, &args.args[..]),
+            None => (model_from_arg(self.name, &self.registry.0, &args.args[0])?, &args.args[1..]),
         };
         let config = args.config_options.extensions.get::<StarflowConfig>().cloned().unwrap_or_default();
         let mut options = config.options_for(&model).map_err(DataFusionError::Configuration)?;
         let stars = star_inputs(star_args, args.number_rows)?;
         if self.output == StarOutput::CnPlane {
             check_plane(self.name, &model).map_err(DataFusionError::Execution)?;
-            let planes = plane_batch(&model, &stars, &options, self.registry.pool()).map_err(DataFusionError::Execution)?;
+            let planes = plane_batch(&model, &stars, &options, self.registry.0.pool()).map_err(DataFusionError::Execution)?;
             return Ok(ColumnarValue::Array(plane_array(&planes)));
         }
         let keep_posterior = matches!(self.output, StarOutput::Posterior | StarOutput::Estimate);
         // Only the bitmask and the level need the C-N plane: the posterior and the density alone do not evaluate it.
         options.cn_flag &= matches!(self.output, StarOutput::Summary(_) | StarOutput::Estimate | StarOutput::Flags);
-        let estimates = estimate_batch(&model, &stars, &options, keep_posterior, self.registry.pool())
+        let estimates = estimate_batch(&model, &stars, &options, keep_posterior, self.registry.0.pool())
             .map_err(DataFusionError::Execution)?;
         Ok(ColumnarValue::Array(self.output_array(&estimates)))
     }

@@ -8,7 +8,7 @@ use datafusion::logical_expr::{
 };
 use datafusion_macros::user_doc;
 
-use super::{list_of_f64, lists};
+use super::{Registry, list_of_f64, lists};
 use crate::joint::CnPlane;
 use crate::registry::ModelRegistry;
 
@@ -21,32 +21,23 @@ percentile of the training stars' levels). Null for a null model name; a model w
 method) is an error.",
     syntax_example = "starflow_cn_grid(model)",
     sql_example = r#"```sql
-> SELECT array_length(g['c_fe']), array_length(g['n_fe']), array_length(g['target']), g['threshold'] > 0.9
+> SELECT array_length(g['c_fe']) AS c_fe, array_length(g['n_fe']) AS n_fe, array_length(g['target']) AS target,
+         g['threshold'] > 0.9 AS high
   FROM (SELECT starflow_cn_grid('age') AS g);
-+----+----+----+------+
-| 20 | 20 | 10 | true |
-+----+----+----+------+
++------+------+--------+------+
+| c_fe | n_fe | target | high |
++------+------+--------+------+
+| 20   | 20   | 10     | true |
++------+------+--------+------+
 ```
 Returns Struct {c_fe: List(Float64), n_fe: List(Float64), target: List(Float64), threshold: Float64}."#,
     argument(name = "model", description = "Model name: 'age' or 'mass' (method v2 models with a C-N plane; see `starflow models`)."),
     related_udf(name = "starflow_cn_posterior")
 )]
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq, Hash)]
 pub struct StarflowCnGrid {
-    registry: Arc<ModelRegistry>,
+    registry: Registry,
     signature: Signature,
-}
-
-impl PartialEq for StarflowCnGrid {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.registry, &other.registry)
-    }
-}
-impl Eq for StarflowCnGrid {}
-impl std::hash::Hash for StarflowCnGrid {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        "starflow_cn_grid".hash(state);
-    }
 }
 
 fn fields() -> Fields {
@@ -60,13 +51,13 @@ fn fields() -> Fields {
 
 impl StarflowCnGrid {
     pub fn new(registry: &Arc<ModelRegistry>) -> Self {
-        Self { registry: Arc::clone(registry), signature: Signature::string(1, Volatility::Immutable) }
+        Self { registry: Registry(Arc::clone(registry)), signature: Signature::string(1, Volatility::Immutable) }
     }
 
     /// The grids of the models named in `names` (null where null), as the function's struct column.
     fn grids<'a>(&self, names: impl Iterator<Item = Option<&'a str>>) -> Result<ArrayRef> {
         let models = names
-            .map(|name| name.map(|name| self.registry.require(name).map_err(DataFusionError::Execution)).transpose())
+            .map(|name| name.map(|name| self.registry.0.require(name).map_err(DataFusionError::Execution)).transpose())
             .collect::<Result<Vec<_>>>()?;
         let planes = models
             .iter()

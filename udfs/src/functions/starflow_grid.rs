@@ -8,7 +8,7 @@ use datafusion::logical_expr::{
 };
 use datafusion_macros::user_doc;
 
-use super::list_of_f64;
+use super::{Registry, list_of_f64};
 use crate::registry::ModelRegistry;
 
 #[user_doc(
@@ -29,31 +29,19 @@ element i of starflow_grid('age').",
     related_udf(name = "starflow_age_posterior"),
     related_udf(name = "starflow_mass_posterior")
 )]
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq, Hash)]
 pub struct StarflowGrid {
-    registry: Arc<ModelRegistry>,
+    registry: Registry,
     signature: Signature,
-}
-
-impl PartialEq for StarflowGrid {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.registry, &other.registry)
-    }
-}
-impl Eq for StarflowGrid {}
-impl std::hash::Hash for StarflowGrid {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        "starflow_grid".hash(state);
-    }
 }
 
 impl StarflowGrid {
     pub fn new(registry: &Arc<ModelRegistry>) -> Self {
-        Self { registry: Arc::clone(registry), signature: Signature::string(1, Volatility::Immutable) }
+        Self { registry: Registry(Arc::clone(registry)), signature: Signature::string(1, Volatility::Immutable) }
     }
 
     fn grid(&self, name: &str) -> Result<Vec<f64>> {
-        let model = self.registry.require(name).map_err(DataFusionError::Execution)?;
+        let model = self.registry.0.require(name).map_err(DataFusionError::Execution)?;
         Ok(model.weights.grid.clone())
     }
 }
