@@ -1,14 +1,15 @@
 """A synthetic DR19 astraAllStarASPCAP (or DR17 allStar) catalogue for benchmarks: N stars resampled (with
 replacement) from the bundled real stars and perturbed within their errors, in the bundled file's exact schema.
 
-    python bench/make_catalogue.py N OUT.parquet [--seed S] [--layout dr19|dr17]
+    python bench/make_catalogue.py N OUT.parquet [--seed S] [--layout dr19|dr17] [--error-scale F]
 
 dr19 (examples/data/astraAllStarASPCAP_apokasc3.parquet): teff, logg, fe_h, c_h and n_h get a Gaussian offset of their
 own e_* column; the errors are kept. sdss_id and catalogid are unique (the bundled ones are null); sdss4_apogee_id is
 the parent star's, so it repeats. dr17 (examples/data/dr17_allstar_sample.parquet, 200 stars with DR17's own [C/Fe],
 [N/Fe] and their errors): TEFF, LOGG, FE_H, C_FE and N_FE the same way with their *_ERR columns; APOGEE_ID repeats.
-The key-value metadata says `synthetic: true` with generator, seed and source, so the file cannot be mistaken for
-survey data. Rows are generated and written one row group at a time, so memory stays flat for any N.
+--error-scale F multiplies every error column by F after the perturbation (bench/run.py's `v2-within`: errors well
+inside the training labels' noise, so that method v2 evaluates every star once). The key-value metadata says
+`synthetic: true` with generator, seed, error scale and source, so the file cannot be mistaken for survey data. Rows are generated and written one row group at a time, so memory stays flat for any N.
 """
 import argparse
 import datetime
@@ -37,7 +38,7 @@ def sha256(path):
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
-def write_catalogue(n, out, seed=1, layout="dr19"):
+def write_catalogue(n, out, seed=1, layout="dr19", error_scale=1.0):
     file, perturbed, ids = LAYOUTS[layout]
     source_path = os.path.join(ROOT, "examples", "data", file)
     source = pq.read_table(source_path)
@@ -47,10 +48,12 @@ def write_catalogue(n, out, seed=1, layout="dr19"):
         "generator": "bench/make_catalogue.py",
         "seed": seed,
         "rows": n,
+        "error_scale": error_scale,
         "source": os.path.relpath(source_path, ROOT),
         "source_sha256": sha256(source_path),
         "method": "rows resampled with replacement from the source; " + ", ".join(perturbed)
-                  + " each + N(0, its error column), computed in float64 and stored as float32; errors kept; "
+                  + " each + N(0, its error column), computed in float64 and stored as float32; errors kept"
+                  + ("; " if error_scale == 1.0 else f", then multiplied by {error_scale}; ")
                   + ("sdss_id and catalogid unique and synthetic; sdss4_apogee_id is the parent star's" if ids
                      else "APOGEE_ID is the parent star's"),
         "date": datetime.date.today().isoformat(),
@@ -68,6 +71,7 @@ def write_catalogue(n, out, seed=1, layout="dr19"):
                 value = chunk[name].to_numpy().astype(np.float64)
                 error = chunk[error_name].to_numpy().astype(np.float64)
                 columns[name] = (value + error * rng.standard_normal(rows)).astype(np.float32)
+                columns[error_name] = (error * error_scale).astype(np.float32)
             arrays = [pa.array(columns[f.name], f.type) if f.name in columns else chunk[f.name] for f in schema]
             writer.write_table(pa.Table.from_arrays(arrays, schema=schema), row_group_size=ROW_GROUP)
     os.replace(tmp, out)
@@ -79,8 +83,9 @@ def main():
     ap.add_argument("out")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--layout", choices=list(LAYOUTS), default="dr19")
+    ap.add_argument("--error-scale", type=float, default=1.0)
     a = ap.parse_args()
-    write_catalogue(a.n, a.out, a.seed, a.layout)
+    write_catalogue(a.n, a.out, a.seed, a.layout, a.error_scale)
     print(f"{a.n} synthetic stars -> {a.out}")
 
 

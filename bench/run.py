@@ -2,7 +2,7 @@
 from Python.
 
     python bench/run.py [--stars 100000] [--subset 1000] [--threads 2] [--models age,mass]
-                        [--methods paper,v2,v2-dr17] [--keep] [--json PATH]
+                        [--methods paper,v2,v2-dr17,v2-within] [--keep] [--json PATH]
 
 1. A synthetic DR19 catalogue of --stars stars (bench/make_catalogue.py; a DR17 one too for `v2-dr17`).
 2. starflow end to end on all of it (queries/dr19_inputs.sql + queries/ages_masses.sql, or bench/ages.sql with
@@ -11,7 +11,8 @@ from Python.
    catalogue; its view sets the dr19 label release, whose systematics draw most stars), `v2-dr17` (the same models on a
    DR17 allStar catalogue of as many stars, resampled from the bundled DR17 sample, through queries/dr17_inputs.sql:
    the training release, where a star is drawn only where its errors exceed the training labels' noise, else it is one
-   flow pass).
+   flow pass), `v2-within` (that DR17 catalogue with every error multiplied by 0.01: every star within the training
+   noise, one flow pass each; not real data, the ceiling of v2's speed-up).
 3. The Python baselines (bench/baseline.py: normflows/PyTorch and onnxruntime on --threads threads with reference.py's
    800,000-row calls, onnxruntime on 1 thread with cache-sized 25,000-row calls) on the first --subset stars of the
    same catalogue, the paper's method, with the engine's own draws (tests/data/engine_draws.py, default seed), so every
@@ -50,10 +51,12 @@ DRAWS = 50
 GRID = {"age": 14.0 / 249.0, "mass": 3.0 / 249.0}          # grid steps (tolerance units)
 POINTS = {"age": 250, "mass": 249}                         # grid points evaluated per flow row: the mass grid's M = 0 is skipped
 EVALS = {m: DRAWS * POINTS[m] for m in POINTS}             # flow evaluations per star, paper's method
-# starflow runs: name -> (model of each target, catalogue layout; its input view sets the label release of that name)
-METHODS = {"paper": ({"age": "age_paper", "mass": "mass_paper"}, "dr19"),
-           "v2": ({"age": "age", "mass": "mass"}, "dr19"),
-           "v2-dr17": ({"age": "age", "mass": "mass"}, "dr17")}
+# starflow runs: name -> (model of each target, catalogue: (layout, error scale)); the layout's input view sets the
+# label release of that name
+METHODS = {"paper": ({"age": "age_paper", "mass": "mass_paper"}, ("dr19", 1.0)),
+           "v2": ({"age": "age", "mass": "mass"}, ("dr19", 1.0)),
+           "v2-dr17": ({"age": "age", "mass": "mass"}, ("dr17", 1.0)),
+           "v2-within": ({"age": "age", "mass": "mass"}, ("dr17", 0.01))}
 # One coupling block's MLP 3->16->16->6 is 3*16 + 16*16 + 16*6 = 400 multiply-adds; 6 blocks, 2 FLOP each. Biases,
 # ReLU, exp and the affine update add ~10% more elementwise work, not counted (they are not sgemm-shaped anyway).
 FLOP_PER_EVAL = 6 * 2 * (3 * 16 + 16 * 16 + 16 * 6)
@@ -106,19 +109,23 @@ def view_inputs(catalogue, k):
     return t["sdss_id"].to_numpy(), np.stack(labels, 1).astype(np.float64), np.stack(errors, 1).astype(np.float64)
 
 
-def dr17_inputs(catalogue):
-    """Every good star as queries/dr17_inputs.sql gives them to the UDFs (float32 columns, widened)."""
-    t = pq.read_table(catalogue, columns=["TEFF", "TEFF_ERR", "LOGG", "LOGG_ERR", "FE_H", "FE_H_ERR", "C_FE",
-                                          "C_FE_ERR", "N_FE", "N_FE_ERR", "ASPCAPFLAG"])
+def evaluated_inputs(layout, catalogue, n):
+    """(labels, errors) of the stars the query evaluates (not flagged bad), as the layout's input view gives them."""
+    if layout == "dr19":
+        _, labels, errors = view_inputs(catalogue, n)
+        good = ~pq.read_table(catalogue, columns=["flag_bad"])["flag_bad"].to_numpy(zero_copy_only=False)
+        return labels[good], errors[good]
+    # queries/dr17_inputs.sql: the float32 columns as they are (widened), ASPCAPFLAG bit 23 is STAR_BAD
+    names = ["TEFF", "LOGG", "FE_H", "C_FE", "N_FE"]
+    t = pq.read_table(catalogue, columns=names + [n + "_ERR" for n in names] + ["ASPCAPFLAG"])
     good = (t["ASPCAPFLAG"].to_numpy() & (1 << 23)) == 0
     col = lambda n: t[n].to_numpy().astype(np.float64)[good]  # noqa: E731
-    labels = np.stack([col(n) for n in ["TEFF", "LOGG", "FE_H", "C_FE", "N_FE"]], 1)
-    return labels, np.stack([col(n + "_ERR") for n in ["TEFF", "LOGG", "FE_H", "C_FE", "N_FE"]], 1)
+    return np.stack([col(n) for n in names], 1), np.stack([col(n + "_ERR") for n in names], 1)
 
 
 def flow_rows(target, method, labels, errors):
     """Flow evaluations of one model over the stars under a method: draw plans' rows x grid points."""
-    models, layout = METHODS[method]
+    models, (layout, _) = METHODS[method]
     model = reference.Model.from_manifest_file(os.path.join(ROOT, "models", models[target], "manifest.json"))
     rows = sum(model.draw_plan(x, e, layout)[2] for x, e in zip(labels, errors) if not reference.bad_input(x, e))
     return rows * POINTS[target]
@@ -171,7 +178,7 @@ def main():
     ap.add_argument("--subset", type=int, default=1000, help="stars for the Python baselines and the agreement check")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--models", default="age,mass", choices=["age,mass", "age"])
-    ap.add_argument("--methods", default="paper,v2,v2-dr17",
+    ap.add_argument("--methods", default="paper,v2,v2-dr17,v2-within",
                     help="starflow runs, from: " + ", ".join(METHODS) + " (paper is always run: the baselines compare to it)")
     ap.add_argument("--seed", type=int, default=1, help="catalogue seed")
     ap.add_argument("--starflow", default=os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.expanduser(
@@ -211,31 +218,28 @@ def main():
         print("results:", path)
         return
     try:
-        catalogues = {layout: os.path.join(tmp, f"catalogue-{layout}.parquet") for layout in {METHODS[m][1] for m in methods}}
-        for layout, path in catalogues.items():
-            write_catalogue(a.stars, path, a.seed, layout)
-        catalogue = catalogues["dr19"]
+        catalogues = {(layout, scale): os.path.join(tmp, f"catalogue-{layout}-x{scale}.parquet")
+                      for layout, scale in {METHODS[m][1] for m in methods}}
+        for (layout, scale), path in catalogues.items():
+            write_catalogue(a.stars, path, a.seed, layout, scale)
+        catalogue = catalogues[METHODS["paper"][1]]
         res["sgemm_gflops"] = {str(t): sgemm_gflops(t) for t in sorted({1, a.threads})}
 
         # starflow: the whole catalogue, one process per method, as a user runs it
         runs, res["starflow_commands"] = {}, {}
-        _, labels19, errors19 = view_inputs(catalogue, a.stars)
-        good = ~pq.read_table(catalogue, columns=["flag_bad"])["flag_bad"].to_numpy(zero_copy_only=False)
-        inputs = {"dr19": (labels19[good], errors19[good])}  # the query evaluates no flag_bad star
-        if "dr17" in catalogues:
-            inputs["dr17"] = dr17_inputs(catalogues["dr17"])
+        inputs = {key: evaluated_inputs(key[0], path, a.stars) for key, path in catalogues.items()}
         for method in methods:
-            targets, layout = METHODS[method]
+            targets, key = METHODS[method]
             out = os.path.join(tmp, f"starflow-{method}.parquet")
-            view = os.path.join(ROOT, "queries", f"{layout}_inputs.sql")
+            view = os.path.join(ROOT, "queries", f"{key[0]}_inputs.sql")
             cmd = [a.starflow, "-q", "--threads", str(a.threads), "run", view, query, "--define",
-                   f"input={catalogues[layout]}"]
+                   f"input={catalogues[key]}"]
             cmd += [f"--define={t}_model={targets[t]}" for t in models] + ["-o", out]
             res["starflow_commands"][method] = " ".join(cmd)
             print(f"starflow ({method}):", " ".join(cmd), flush=True)
             name = "starflow" if method == "paper" else f"starflow {method}"
             runs[name] = dict(measured(cmd, os.path.join(tmp, f"starflow-{method}.log")), stars=a.stars, method=method,
-                              evals=sum(flow_rows(t, method, *inputs[layout]) for t in models))
+                              evals=sum(flow_rows(t, method, *inputs[key]) for t in models))
         out = os.path.join(tmp, "starflow-paper.parquet")
         if time.ctime(os.path.getmtime(a.starflow)) != res["starflow_binary_mtime"]:
             print("WARNING: the starflow binary was replaced while it ran: the recorded version may be wrong")
@@ -287,6 +291,7 @@ def main():
             r["gflops"] = r["evals_per_s"] * FLOP_PER_EVAL / 1e9
             # per CPU-second: what a core does, whatever else ran on the shared machine
             r["evals_per_cpu_s"] = r["evals"] / r.get("loop_cpu_seconds", r["cpu_seconds"])
+            r["star_models_per_cpu_s"] = r["stars"] * len(models) / r.get("loop_cpu_seconds", r["cpu_seconds"])
             # flow rows per star-model against the paper's 50 draws: 1 when every star is drawn
             r["draw_fraction"] = r["evals"] / (r["stars"] * sum(EVALS[m] for m in models))
         for name, r in runs.items():
@@ -373,9 +378,12 @@ def report(res):
           " are contaminated, M evals/CPU-s much less so)")
     if "cn_flag" in res:
         report_cn(res["cn_flag"])
+    paper = res["runs"]["starflow"]
     for name, r in res["runs"].items():
         if r.get("method", "paper") != "paper":
-            print(f"{name}: {1 / r['starflow_speedup']:.1f}x the paper's stars/s ({r['draw_fraction']:.3f} of its flow rows)")
+            print(f"{name}: {1 / r['starflow_speedup']:.2f}x the paper's stars/s, "
+                  f"{r['star_models_per_cpu_s'] / paper['star_models_per_cpu_s']:.2f}x per CPU-second "
+                  f"({r['draw_fraction']:.3f} of its flow rows)")
     print("\nagreement: max |d value| (grid steps), max |d bound| (steps), max density rel., failures, bitmask diffs")
     for pair, per_model in res["agreement"].items():
         for model, g in per_model.items():
