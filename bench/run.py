@@ -21,7 +21,8 @@ from Python.
 5. numpy float32 sgemm on 1 and --threads threads, the ceiling for flow evaluations if they were pure matrix work.
 6. The cost of the C-N plane (CN_ATYPICAL, docs/METHOD.md sec. 9; --cn-stars, 0 skips; --cn-only: nothing else):
    starflow's v2 models on catalogues of --cn-stars stars with `starflow.cn_flag` on and off, DR19 (most stars drawn:
-   12,500 flow rows per star and model, plus the plane's 4,010) and DR17 (most stars one row of 250, plus 4,010).
+   12,500 flow rows per star and model, plus the plane's 4,010), DR17 (a fifth of the stars one row of 250) and DR17
+   with errors x 0.01 (every star one row: the plane is most of the work).
 Prints a table (with the v2 runs' speed against the paper run) and writes JSON (default
 bench/results/<date>-<stars>.json).
 """
@@ -316,18 +317,23 @@ def main():
         sys.exit(f"DISAGREEMENT: {bad} star-model comparisons outside tolerance (see {path})")
 
 
+# The C-N plane's cost (6.): (name, catalogue layout, error scale) of its catalogues.
+CN_CATALOGUES = [("dr19", "dr19", 1.0), ("dr17", "dr17", 1.0), ("dr17-within", "dr17", 0.01)]
+
+
 def cn_flag_cost(a, query, models, tmp):
     """starflow's v2 models on --cn-stars stars of a DR19 and a DR17 catalogue (each through its view, which sets its
-    label release) with the C-N plane on and off: stars/s and CPU milliseconds per star-model, and the plane's share."""
+    label release), and of the DR17 one with errors x 0.01 (every star one flow pass, as v2-within), with the C-N plane
+    on and off: stars/s and CPU milliseconds per star-model, and the plane's share."""
     out = {"stars": a.cn_stars, "models": models}
-    for release in ("dr19", "dr17"):
+    for release, layout, error_scale in CN_CATALOGUES:
         catalogue = os.path.join(tmp, f"cn-catalogue-{release}.parquet")
-        write_catalogue(a.cn_stars, catalogue, a.seed, release)
+        write_catalogue(a.cn_stars, catalogue, a.seed, layout, error_scale)
         for flag in ("true", "false"):
             settings = os.path.join(tmp, f"cn_{release}_{flag}.sql")
             with open(settings, "w") as f:
                 f.write(f"SET starflow.cn_flag = {flag};\n")
-            view = os.path.join(ROOT, "queries", f"{release}_inputs.sql")
+            view = os.path.join(ROOT, "queries", f"{layout}_inputs.sql")
             cmd = [a.starflow, "-q", "--threads", str(a.threads), "run", view, settings, query, "--define",
                    f"input={catalogue}", "-o", os.path.join(tmp, "cn.parquet")]
             print(f"C-N plane cost: {release} labels, cn_flag = {flag}", flush=True)
@@ -344,7 +350,7 @@ def cn_flag_cost(a, query, models, tmp):
 def report_cn(cn):
     print(f"\nC-N plane (starflow.cn_flag), {cn['stars']} stars, models {'+'.join(cn['models'])}: stars/s, CPU ms per "
           "star-model (others: cores' worth of CPU other processes used meanwhile)")
-    for release in ("dr19", "dr17"):
+    for release, _, _ in CN_CATALOGUES:
         runs = {flag: cn[f"{release}_{flag}"] for flag in ("true", "false")}
         text = ", ".join(f"cn_flag {flag} {r['stars_per_s']:.1f}/s {r['cpu_ms_per_star_model']:.2f} ms "
                          f"(others {r['others_cpu_seconds'] / r['process_seconds']:.2f})" for flag, r in runs.items())

@@ -123,8 +123,8 @@ impl Model {
 
     /// [`Model::out_of_range`] over the labels but `missing` (a star whose missing label is integrated out).
     pub fn out_of_range_except(&self, labels: &[f64; 5], missing: Option<usize>) -> bool {
-        let known = labels.iter().zip(&self.manifest.labels).enumerate().filter(|(i, _)| Some(*i) != missing);
-        known.into_iter().any(|(_, (v, d))| *v < d.train_min || *v > d.train_max)
+        let mut known = labels.iter().zip(&self.manifest.labels).enumerate().filter(|(i, _)| Some(*i) != missing);
+        known.any(|(_, (v, d))| *v < d.train_min || *v > d.train_max)
     }
 
     /// Label `i`'s value in the flow's standardized units.
