@@ -16,7 +16,7 @@ mod star_function;
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray};
 use datafusion::arrow::datatypes::{DataType, Float64Type};
 use datafusion::common::{DataFusionError, Result, ScalarValue, exec_err, plan_err};
 use datafusion::logical_expr::{ColumnarValue, ScalarUDF};
@@ -138,6 +138,24 @@ pub(crate) fn star_inputs(args: &[ColumnarValue], rows: usize) -> Result<Vec<Sta
             ([v(0), v(2), v(4), v(6), v(8)], [v(1), v(3), v(5), v(7), v(9)])
         })
         .collect())
+}
+
+/// A function of a model name alone (`starflow_grid`, `starflow_cn_grid`): `f` maps the names (None where null) to an
+/// array of a row each; a scalar name gives a scalar.
+pub(crate) fn of_model_names(
+    arg: &ColumnarValue,
+    f: impl FnOnce(&mut dyn Iterator<Item = Option<&str>>) -> Result<ArrayRef>,
+) -> Result<ColumnarValue> {
+    match arg {
+        ColumnarValue::Scalar(name) => {
+            let row = f(&mut std::iter::once(name.try_as_str().flatten()))?;
+            Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&row, 0)?))
+        }
+        ColumnarValue::Array(names) => {
+            let names = datafusion::arrow::compute::cast(names, &DataType::Utf8)?;
+            Ok(ColumnarValue::Array(f(&mut names.as_string::<i32>().iter())?))
+        }
+    }
 }
 
 /// A model named by a literal string argument (`starflow_density('age', ...)`).

@@ -1,14 +1,14 @@
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, AsArray, Float64Array, StructArray};
+use datafusion::arrow::array::{ArrayRef, Float64Array, StructArray};
 use datafusion::arrow::datatypes::{DataType, Field, Fields};
-use datafusion::common::{DataFusionError, Result, ScalarValue};
+use datafusion::common::{DataFusionError, Result};
 use datafusion::logical_expr::{
     ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
 };
 use datafusion_macros::user_doc;
 
-use super::{Registry, list_of_f64, lists};
+use super::{Registry, list_of_f64, lists, of_model_names};
 use crate::joint::CnPlane;
 use crate::registry::ModelRegistry;
 
@@ -99,16 +99,7 @@ impl ScalarUDFImpl for StarflowCnGrid {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        match &args.args[0] {
-            ColumnarValue::Scalar(s) => {
-                let name = s.try_as_str().flatten();
-                Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&self.grids(std::iter::once(name))?, 0)?))
-            }
-            ColumnarValue::Array(names) => {
-                let names = datafusion::arrow::compute::cast(names, &DataType::Utf8)?;
-                Ok(ColumnarValue::Array(self.grids(names.as_string::<i32>().iter())?))
-            }
-        }
+        of_model_names(&args.args[0], |names| self.grids(names))
     }
 
     fn documentation(&self) -> Option<&Documentation> {
