@@ -19,6 +19,10 @@ from Python.
    star compares with starflow's paper run.
 4. Agreement of the three on the subset (parity tolerances of tests/udf_queries.rs); exit 1 if any star disagrees.
 5. numpy float32 sgemm on 1 and --threads threads, the ceiling for flow evaluations if they were pure matrix work.
+6. The cost of the C-N plane (CN_ATYPICAL, docs/METHOD.md sec. 9; --cn-stars, 0 skips; --cn-only: nothing else):
+   starflow's v2 models on catalogues of --cn-stars stars with `starflow.cn_flag` on and off, DR19 (most stars drawn:
+   12,500 flow rows per star and model, plus the plane's 4,010), DR17 (a fifth of the stars one row of 250) and DR17
+   with errors x 0.01 (every star one row: the plane is most of the work).
 Prints a table (with the v2 runs' speed against the paper run) and writes JSON (default
 bench/results/<date>-<stars>.json).
 """
@@ -182,6 +186,8 @@ def main():
         "~/.cache/starflow-target")), "debug", "starflow"))
     ap.add_argument("--json", help="result file (default bench/results/<date>-<stars>.json)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory (catalogue, outputs, logs)")
+    ap.add_argument("--cn-stars", type=int, default=2000, help="catalogue size for the C-N plane's cost (0: skip)")
+    ap.add_argument("--cn-only", action="store_true", help="measure only the C-N plane's cost (6.), no baselines")
     a = ap.parse_args()
     a.starflow = os.path.abspath(a.starflow)  # the commands run in the repository (measured)
     models = a.models.split(",")
@@ -199,6 +205,19 @@ def main():
            "starflow_binary_mtime": time.ctime(os.path.getmtime(a.starflow)), "stars": a.stars, "subset": subset,
            "threads": a.threads, "models": models, "methods": methods, "draws": DRAWS, "flop_per_eval": FLOP_PER_EVAL,
            "loadavg_start": os.getloadavg()}
+    query = os.path.join(HERE, "ages.sql") if models == ["age"] else os.path.join(ROOT, "queries", "ages_masses.sql")
+    if a.cn_only:
+        try:
+            res["cn_flag"] = cn_flag_cost(a, query, models, tmp)
+        finally:
+            shutil.rmtree(tmp)
+        res["loadavg_end"] = os.getloadavg()
+        report_cn(res["cn_flag"])
+        path = a.json or os.path.join(HERE, "results", f"{datetime.date.today().isoformat()}-cn-{a.cn_stars}.json")
+        with open(path, "w") as f:
+            json.dump(res, f, indent=1)
+        print("results:", path)
+        return
     try:
         catalogues = {(layout, scale): os.path.join(tmp, f"catalogue-{layout}-x{scale}.parquet")
                       for layout, scale in {METHODS[m][1] for m in methods}}
@@ -208,8 +227,6 @@ def main():
         res["sgemm_gflops"] = {str(t): sgemm_gflops(t) for t in sorted({1, a.threads})}
 
         # starflow: the whole catalogue, one process per method, as a user runs it
-        query = os.path.join(HERE, "ages.sql") if models == ["age"] else \
-            os.path.join(ROOT, "queries", "ages_masses.sql")
         runs, res["starflow_commands"] = {}, {}
         inputs = {key: evaluated_inputs(key[0], path, a.stars) for key, path in catalogues.items()}
         for method in methods:
@@ -281,6 +298,8 @@ def main():
         for name, r in runs.items():
             r["starflow_speedup"] = runs["starflow"]["star_models_per_s"] / r["star_models_per_s"]
         res["runs"] = runs
+        if a.cn_stars > 0:
+            res["cn_flag"] = cn_flag_cost(a, query, models, tmp)
         res["loadavg_end"] = os.getloadavg()
         report(res)
     finally:
@@ -296,6 +315,47 @@ def main():
     bad = sum(m["failures"] for pair in res["agreement"].values() for m in pair.values())
     if bad:
         sys.exit(f"DISAGREEMENT: {bad} star-model comparisons outside tolerance (see {path})")
+
+
+# The C-N plane's cost (6.): (name, catalogue layout, error scale) of its catalogues.
+CN_CATALOGUES = [("dr19", "dr19", 1.0), ("dr17", "dr17", 1.0), ("dr17-within", "dr17", 0.01)]
+
+
+def cn_flag_cost(a, query, models, tmp):
+    """starflow's v2 models on --cn-stars stars of a DR19 and a DR17 catalogue (each through its view, which sets its
+    label release), and of the DR17 one with errors x 0.01 (every star one flow pass, as v2-within), with the C-N plane
+    on and off: stars/s and CPU milliseconds per star-model, and the plane's share."""
+    out = {"stars": a.cn_stars, "models": models}
+    for release, layout, error_scale in CN_CATALOGUES:
+        catalogue = os.path.join(tmp, f"cn-catalogue-{release}.parquet")
+        write_catalogue(a.cn_stars, catalogue, a.seed, layout, error_scale)
+        for flag in ("true", "false"):
+            settings = os.path.join(tmp, f"cn_{release}_{flag}.sql")
+            with open(settings, "w") as f:
+                f.write(f"SET starflow.cn_flag = {flag};\n")
+            view = os.path.join(ROOT, "queries", f"{layout}_inputs.sql")
+            cmd = [a.starflow, "-q", "--threads", str(a.threads), "run", view, settings, query, "--define",
+                   f"input={catalogue}", "-o", os.path.join(tmp, "cn.parquet")]
+            print(f"C-N plane cost: {release} labels, cn_flag = {flag}", flush=True)
+            r = measured(cmd, settings + ".log")
+            r["stars_per_s"] = a.cn_stars / r["seconds"]
+            r["cpu_ms_per_star_model"] = 1e3 * r["cpu_seconds"] / (a.cn_stars * len(models))
+            out[f"{release}_{flag}"] = r
+        on, off = out[f"{release}_true"], out[f"{release}_false"]
+        out[f"{release}_plane_cpu_ms_per_star_model"] = on["cpu_ms_per_star_model"] - off["cpu_ms_per_star_model"]
+        out[f"{release}_plane_share_of_cpu"] = 1 - off["cpu_seconds"] / on["cpu_seconds"]
+    return out
+
+
+def report_cn(cn):
+    print(f"\nC-N plane (starflow.cn_flag), {cn['stars']} stars, models {'+'.join(cn['models'])}: stars/s, CPU ms per "
+          "star-model (others: cores' worth of CPU other processes used meanwhile)")
+    for release, _, _ in CN_CATALOGUES:
+        runs = {flag: cn[f"{release}_{flag}"] for flag in ("true", "false")}
+        text = ", ".join(f"cn_flag {flag} {r['stars_per_s']:.1f}/s {r['cpu_ms_per_star_model']:.2f} ms "
+                         f"(others {r['others_cpu_seconds'] / r['process_seconds']:.2f})" for flag, r in runs.items())
+        print(f"  {release} labels: {text}: the plane costs {cn[f'{release}_plane_cpu_ms_per_star_model']:.2f} CPU ms "
+              f"per star-model, {100 * cn[f'{release}_plane_share_of_cpu']:.0f}% of the CPU time")
 
 
 def report(res):
@@ -322,6 +382,8 @@ def report(res):
     print("(baselines: wall s and CPU-s = their timed posterior loops; CPU/wall, peak RSS: whole processes, imports\n"
           " included; others = cores' worth of CPU other processes used meanwhile: > 0.1 means the wall-clock numbers\n"
           " are contaminated, M evals/CPU-s much less so)")
+    if "cn_flag" in res:
+        report_cn(res["cn_flag"])
     paper = res["runs"]["starflow"]
     for name, r in res["runs"].items():
         if r.get("method", "paper") != "paper":

@@ -9,8 +9,9 @@
 -- every core, because each function call spreads its batch over the inference threads.
 SET datafusion.execution.target_partitions = 1;
 
--- Each model is evaluated once per star (starflow_estimate carries the summary and the posterior). Stars that ASPCAP
--- flags bad are not evaluated: null numbers and bitmask 4 (BAD_INPUT), as for unusable labels.
+-- Each model is evaluated once per star (starflow_estimate carries the summary, the posterior and the C-N level; SET
+-- starflow.cn_flag = false before the run skips the C-N planes). Stars that ASPCAP flags bad are not evaluated: null
+-- numbers and bitmask 4 (BAD_INPUT), as for unusable labels.
 -- The id is written as a plain string (DataFusion reads Parquet strings as Utf8View, which not every reader takes).
 SELECT
     sdss_id,
@@ -22,6 +23,7 @@ SELECT
     m['training_density'] AS mass_training_density, coalesce(m['bitmask'], 4) AS mass_bitmask,
     a['median'] AS age_median, a['p16'] AS age_p16, a['p84'] AS age_p84,
     m['median'] AS mass_median, m['p16'] AS mass_p16, m['p84'] AS mass_p84,
+    a['cn_level'] AS age_cn_level, m['cn_level'] AS mass_cn_level,
     a['posterior'] AS age_posterior,
     m['posterior'] AS mass_posterior
 FROM (

@@ -66,8 +66,8 @@ impl CatalogMethod {
 const KEYS: usize = 3;
 
 /// (column, unit, description) of the summary file, in order: keys, the VAC's columns, then our extras (the
-/// posteriors' median and 16th/84th percentiles). The query's columns must match these.
-const SUMMARY_COLUMNS: [(&str, &str, &str); 19] = [
+/// posteriors' median and 16th/84th percentiles, the C-N levels). The query's columns must match these.
+const SUMMARY_COLUMNS: [(&str, &str, &str); 21] = [
     ("sdss_id", "", "Unique SDSS-V ID (null for DR17 input)"),
     ("sdss4_apogee_id", "", "SDSS-4 DR17 APOGEE ID (2MASS-style)"),
     ("catalogid", "", "Catalog identifier used to target the source (null for DR17 input)"),
@@ -87,7 +87,8 @@ const SUMMARY_COLUMNS: [(&str, &str, &str); 19] = [
         "bitmask",
         "",
         "Age model flags: 1 LOW_DENSITY, 2 GRID_EDGE, 4 BAD_INPUT (unusable labels or ASPCAP flag_bad: no estimate), \
-         8 OUT_OF_RANGE, 16 MULTIMODAL",
+         8 OUT_OF_RANGE, 16 MULTIMODAL, 32 CN_ATYPICAL (measured [C/Fe], [N/Fe] atypical for the star's other labels), \
+         64 LABEL_MARGINALISED (a missing log g, [C/Fe] or [N/Fe] integrated out)",
     ),
     ("mass_training_density", "", "Training-space density of the mass model at the star's labels"),
     ("mass_bitmask", "", "Mass model flags (bits as for bitmask)"),
@@ -101,6 +102,14 @@ const SUMMARY_COLUMNS: [(&str, &str, &str); 19] = [
     ("mass_median", "Msun", "Median of the mass posterior (not in the VAC)"),
     ("mass_p16", "Msun", "16th percentile of the mass posterior (the CDF at Phi(-1) = 0.1587; not in the VAC)"),
     ("mass_p84", "Msun", "84th percentile of the mass posterior (the CDF at 1 - Phi(-1) = 0.8413; not in the VAC)"),
+    (
+        "age_cn_level",
+        "",
+        "Level of the measured ([C/Fe], [N/Fe]) in the star's C-N plane under the age model (not in the VAC): the \
+         probability of the more typical pairs; CN_ATYPICAL above the model's cn_threshold (file metadata). Null for the \
+         paper's method, a missing label, or with starflow.cn_flag off",
+    ),
+    ("mass_cn_level", "", "Level of the measured ([C/Fe], [N/Fe]) in the star's C-N plane under the mass model (not in the VAC)"),
 ];
 
 /// What a run wrote.
@@ -168,6 +177,7 @@ fn provenance(session: &Session, input: &str, models: &[&Model]) -> Result<HashM
                 "label_release": release, "onnx_sha256": m.manifest.onnx.sha256,
                 "grid": {"start": m.manifest.target.grid.start, "stop": m.manifest.target.grid.stop, "num": m.manifest.target.grid.num},
                 "density_threshold": m.manifest.density.threshold,
+                "cn_threshold": m.manifest.cn.as_ref().map(|cn| cn.threshold),
             }))
         })
         .collect::<Result<_, CliError>>()?;
@@ -182,6 +192,7 @@ fn provenance(session: &Session, input: &str, models: &[&Model]) -> Result<HashM
         ("posterior_method".to_string(), methods),
         ("label_release".to_string(), releases.join(", ")),
         ("seed".to_string(), settings.seed.to_string()),
+        ("cn_flag".to_string(), settings.cn_flag.to_string()),
         ("method".to_string(), "StarFlow (Stone-Martinez et al. 2025); the math of docs/METHOD.md".to_string()),
     ]))
 }

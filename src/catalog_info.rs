@@ -54,6 +54,17 @@ pub fn describe_models(registry: &ModelRegistry) -> String {
         let ranges: Vec<String> =
             m.labels.iter().map(|l| format!("{} {:.3}..{:.3}", l.name, l.train_min, l.train_max)).collect();
         let _ = writeln!(out, "  trained:   {}", ranges.join(", "));
+        if let Some(cn) = &m.cn {
+            let _ = writeln!(
+                out,
+                "  C-N plane: {} x {} cells, {} target points; CN_ATYPICAL above level {}",
+                cn.c.num, cn.n.num, cn.target.num, cn.threshold
+            );
+        }
+        if let Some(marginal) = &m.marginal {
+            let labels: Vec<String> = marginal.iter().map(|(label, m)| format!("{label} ({} values)", m.axis.num)).collect();
+            let _ = writeln!(out, "  missing:   {} integrated out (LABEL_MARGINALISED)", labels.join(", "));
+        }
         if let Some(provenance) = m.provenance.as_object() {
             let _ = writeln!(out, "  provenance:");
             for (key, value) in provenance {

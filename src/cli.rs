@@ -58,8 +58,10 @@ pub enum Command {
     ///
     /// The summary has the VAC's columns (age and mass: the posterior's maximum and its signed 1-sigma offsets,
     /// training densities, bitmasks), then age_median, age_p16, age_p84, mass_median, mass_p16, mass_p84: the
-    /// posteriors' medians (the less biased point estimate) and 16th/84th percentiles. Each file's metadata records
-    /// the models, the method and the label release.
+    /// posteriors' medians (the less biased point estimate) and 16th/84th percentiles, and age_cn_level,
+    /// mass_cn_level: the level of the star's measured [C/Fe], [N/Fe] in its C-N plane under each v2 model (CN_ATYPICAL,
+    /// bit 32, above the model's threshold). Each file's metadata records the models (with their C-N thresholds), the
+    /// method, the label release and whether the C-N planes were evaluated.
     Catalog {
         /// The survey file (Parquet file, directory or glob; local or s3://, gs://, az://, http(s)://).
         input: String,
@@ -75,6 +77,10 @@ pub enum Command {
         /// method).
         #[arg(long, value_enum, default_value = "v2")]
         method: CatalogMethod,
+        /// Skip the C-N planes (`SET starflow.cn_flag = false`): CN_ATYPICAL (32) is never set and the cn_level columns
+        /// are null, for most of the time of a v2 catalogue of stars evaluated once (docs/PERFORMANCE.md).
+        #[arg(long)]
+        no_cn_flag: bool,
     },
     /// List the loaded models with their provenance, and check that each runs on the chosen device.
     Models,
@@ -265,10 +271,13 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             cli.global.open().await?.run_script(&sql).await
         }
         Command::Shell => crate::shell::run(cli.global.open().await?).await,
-        Command::Catalog { input, output_dir, release, method } => {
+        Command::Catalog { input, output_dir, release, method, no_cn_flag } => {
             // Before the models load: a bad directory is a usage error at once.
             let target = DirTarget::parse(&output_dir)?;
             let session = cli.global.open().await?;
+            if no_cn_flag {
+                session.run_script("SET starflow.cn_flag = false").await?;
+            }
             let written = crate::catalog::run(&session, &input, (&target, &output_dir), release, method).await?;
             session.status(&format!("wrote {} rows to each of {}", written.rows, written.files.join(", ")));
             Ok(())

@@ -1,6 +1,6 @@
-//! `starflow catalog`: the three StarFlow files, row-matched to the input, with their schema and metadata; bad rows;
-//! the same numbers as the SQL functions, for both methods; one evaluation per star and model; S3 in and out; nothing
-//! left on failure.
+//! `starflow catalog`: the three StarFlow files, row-matched to the input, with their schema and metadata; bad rows and
+//! a missing log g; the C-N levels and CN_ATYPICAL, and `--no-cn-flag`; the same numbers as the SQL functions, for both
+//! methods; one evaluation per star and model; S3 in and out; nothing left on failure.
 
 mod common;
 
@@ -17,15 +17,17 @@ use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
 
 const FILES: [&str; 3] = ["StarFlow_summary.parquet", "StarFlow_age_posterior.parquet", "StarFlow_mass_posterior.parquet"];
-const SUMMARY: [&str; 19] = [
+const SUMMARY: [&str; 21] = [
     "sdss_id", "sdss4_apogee_id", "catalogid", "age", "e_p_age", "e_n_age", "mass", "e_p_mass", "e_n_mass",
     "training_density", "bitmask", "mass_training_density", "mass_bitmask",
-    "age_median", "age_p16", "age_p84", "mass_median", "mass_p16", "mass_p84",
+    "age_median", "age_p16", "age_p84", "mass_median", "mass_p16", "mass_p84", "age_cn_level", "mass_cn_level",
 ];
-/// Rows of the slice made unusable: ASPCAP flag_bad, a NaN error, a null label.
+/// Rows of the slice made unusable: ASPCAP flag_bad, a NaN error, a null [Fe/H] (which [C/Fe] and [N/Fe] derive from).
 const FLAG_BAD: [usize; 2] = [3, 4];
 const NAN_ERROR: usize = 5;
 const NULL_LABEL: usize = 6;
+/// A row without log g: integrated out by the v2 models (LABEL_MARGINALISED), BAD_INPUT for the paper's.
+const NULL_LOGG: usize = 7;
 
 /// The first `n` bundled stars with a few rows made bad, as a DR19 Parquet file.
 fn write_slice(path: &Path, n: usize) -> RecordBatch {
@@ -40,9 +42,11 @@ fn write_slice(path: &Path, n: usize) -> RecordBatch {
     let e_teff = columns[set("e_teff")].as_primitive::<datafusion::arrow::datatypes::Float32Type>();
     let e_teff: Float32Array = (0..n).map(|i| Some(if i == NAN_ERROR { f32::NAN } else { e_teff.value(i) })).collect();
     columns[set("e_teff")] = Arc::new(e_teff);
-    let logg = columns[set("logg")].as_primitive::<datafusion::arrow::datatypes::Float32Type>();
-    let logg: Float32Array = (0..n).map(|i| (i != NULL_LABEL).then(|| logg.value(i))).collect();
-    columns[set("logg")] = Arc::new(logg);
+    for (name, row) in [("fe_h", NULL_LABEL), ("logg", NULL_LOGG)] {
+        let values = columns[set(name)].as_primitive::<datafusion::arrow::datatypes::Float32Type>();
+        let values: Float32Array = (0..n).map(|i| (i != row).then(|| values.value(i))).collect();
+        columns[set(name)] = Arc::new(values);
+    }
     let slice = RecordBatch::try_new(schema.clone(), columns).unwrap();
     let mut writer = ArrowWriter::try_new(std::fs::File::create(path).unwrap(), schema, None).unwrap();
     writer.write(&slice).unwrap();
@@ -111,8 +115,13 @@ fn the_three_files_are_row_matched_with_their_schema_metadata_and_flags() {
     assert!(kv["models"].contains("\"name\":\"age\"") && kv["models"].contains("\"name\":\"mass\""), "{}", kv["models"]);
     assert_eq!((kv["posterior_method"].as_str(), kv["label_release"].as_str()), ("v2", "dr19"), "the default method, and the DR19 view's release");
 
-    // Bad rows: no estimate, BAD_INPUT in both models' masks; every other star has both estimates.
+    // Bad rows: no estimate, BAD_INPUT in both models' masks; every other star has both estimates, the one without log
+    // g flagged LABEL_MARGINALISED (64) by both and without C-N levels; the others have levels, and CN_ATYPICAL (32)
+    // exactly above their model's threshold (in the metadata).
     let (age, mask, mass_mask) = (f64s(&summary, "age"), i64s(&summary, "bitmask"), i64s(&summary, "mass_bitmask"));
+    let models: serde_json::Value = serde_json::from_str(&kv["models"]).unwrap();
+    let threshold = |i: usize| models[i]["cn_threshold"].as_f64().unwrap();
+    assert_eq!(kv["cn_flag"], "true");
     let bad = [FLAG_BAD[0], FLAG_BAD[1], NAN_ERROR, NULL_LABEL];
     for row in 0..n {
         if bad.contains(&row) {
@@ -121,6 +130,17 @@ fn the_three_files_are_row_matched_with_their_schema_metadata_and_flags() {
         } else {
             assert!(age[row].is_some() && f64s(&summary, "mass")[row].is_some(), "row {row}");
             assert_eq!(mask[row].unwrap() & 4, 0, "row {row}");
+        }
+        for (i, (level, mask)) in [("age_cn_level", &mask), ("mass_cn_level", &mass_mask)].into_iter().enumerate() {
+            let (level, mask) = (f64s(&summary, level)[row], mask[row].unwrap());
+            assert_eq!(mask & 64 != 0, row == NULL_LOGG, "row {row}: LABEL_MARGINALISED");
+            if bad.contains(&row) || row == NULL_LOGG {
+                assert_eq!((level, mask & 32), (None, 0), "row {row}: no C-N level");
+            } else {
+                let level = level.unwrap();
+                assert!((0.0..=1.0).contains(&level), "row {row}: level {level}");
+                assert_eq!(mask & 32 != 0, level > threshold(i), "row {row}: CN_ATYPICAL iff the level exceeds the threshold");
+            }
         }
         // The extras: median between the 16th and 84th percentiles where there is an estimate, null where not.
         for target in ["age", "mass"] {
@@ -165,9 +185,10 @@ fn the_catalogue_gives_the_numbers_of_the_sql_functions_with_one_evaluation_per_
     let n = 24;
     let input = dir.path().join("slice.parquet");
     write_slice(&input, n);
-    let good = n - 4;
     let rt = tokio::runtime::Runtime::new().unwrap();
     for method in [CatalogMethod::V2, CatalogMethod::Paper] {
+        // The paper's method cannot do without log g.
+        let good = if method == CatalogMethod::V2 { n - 4 } else { n - 5 };
         let (age_model, mass_model) = method.models();
         let (catalogue, functions) = rt.block_on(async {
             let engine = starflow::engine::Engine::new(&starflow::engine::EngineOptions { threads: 2, ..Default::default() }).unwrap();
@@ -218,9 +239,10 @@ fn the_paper_method_catalogue_uses_the_paper_models_and_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("slice.parquet");
     write_slice(&input, 12);
-    let (v2, paper) = (dir.path().join("v2"), dir.path().join("paper"));
+    let (v2, paper, no_cn) = (dir.path().join("v2"), dir.path().join("paper"), dir.path().join("no_cn"));
     run_catalog(&["-q", input.to_str().unwrap(), v2.to_str().unwrap()]);
     run_catalog(&["-q", "--method", "paper", input.to_str().unwrap(), paper.to_str().unwrap()]);
+    run_catalog(&["-q", "--no-cn-flag", input.to_str().unwrap(), no_cn.to_str().unwrap()]);
     let kv = kv_metadata(&paper.join(FILES[0]));
     assert_eq!(kv["posterior_method"], "paper");
     assert!(kv["label_release"].starts_with("none"), "{}", kv["label_release"]);
@@ -229,6 +251,24 @@ fn the_paper_method_catalogue_uses_the_paper_models_and_says_so() {
     assert_eq!(ours.schema().fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>(), SUMMARY);
     assert_eq!(ids(&ours), ids(&theirs));
     assert_ne!(f64s(&ours, "e_p_age"), f64s(&theirs, "e_p_age"), "two methods, two sets of numbers");
+    // The paper's models have no C-N plane; v2's have one, unless --no-cn-flag: then the same numbers, no levels, no
+    // bit 32 (and the metadata says so).
+    for level in ["age_cn_level", "mass_cn_level"] {
+        assert!(f64s(&ours, level).iter().all(Option::is_none), "paper: {level}");
+        assert!(f64s(&theirs, level).iter().any(Option::is_some), "v2: {level}");
+    }
+    let without = read_all(&no_cn.join(FILES[0]));
+    assert_eq!(kv_metadata(&no_cn.join(FILES[0]))["cn_flag"], "false");
+    for name in SUMMARY {
+        match name {
+            "age_cn_level" | "mass_cn_level" => assert!(f64s(&without, name).iter().all(Option::is_none), "{name}"),
+            "bitmask" | "mass_bitmask" => {
+                let cleared: Vec<Option<i64>> = i64s(&theirs, name).iter().map(|m| m.map(|m| m & !32)).collect();
+                assert_eq!(i64s(&without, name), cleared, "{name}");
+            }
+            _ => assert_eq!(without.column_by_name(name), theirs.column_by_name(name), "{name}"),
+        }
+    }
 }
 
 #[test]

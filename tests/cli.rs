@@ -193,6 +193,8 @@ fn models_and_functions_describe_what_is_served() {
     assert_eq!(text.matches("method:    v2 (label releases dr14, dr16, dr17, dr19; default dr19)").count(), 2, "{text}");
     assert_eq!(text.matches("method:    paper\n").count(), 2, "{text}");
     assert!(text.contains("grid 0..14 (250 points)") && text.contains("grid 0..3 (250 points)"), "{text}");
+    assert_eq!(text.matches("C-N plane: 20 x 20 cells, 10 target points; CN_ATYPICAL above level 0.").count(), 2, "{text}");
+    assert_eq!(text.matches("missing:   c_fe (24 values), logg (24 values), n_fe (24 values) integrated out").count(), 2, "{text}");
     let models = root.join("models");
     let by_env = stdout_of(&starflow().env("STARFLOW_MODELS", &models).arg("models").output().unwrap());
     assert!(by_env.contains(&format!("models directory: {} (found by: $STARFLOW_MODELS)\n", models.display())), "{by_env}");
@@ -201,7 +203,10 @@ fn models_and_functions_describe_what_is_served() {
 
     let out = starflow().arg("functions").output().unwrap();
     let text = stdout_of(&out);
-    for f in ["starflow_age", "starflow_mass", "starflow_age_posterior", "starflow_mass_posterior", "starflow_grid", "starflow_density", "starflow_flags", "starflow_flag_names"] {
+    for f in [
+        "starflow_age", "starflow_mass", "starflow_age_posterior", "starflow_mass_posterior", "starflow_grid", "starflow_density",
+        "starflow_flags", "starflow_flag_names", "starflow_estimate", "starflow_cn_posterior", "starflow_cn_grid",
+    ] {
         assert!(text.contains(&format!("## {f}\n")), "{f} documented");
     }
     assert!(text.contains("### Arguments") && text.contains("### Example"));

@@ -175,8 +175,8 @@ fn stars(case: &Case, batch: &RecordBatch) -> Vec<StarInput> {
         .collect();
     (0..batch.num_rows())
         .map(|r| {
-            let v: Option<Vec<f64>> = args.iter().map(|a| a[r]).collect();
-            v.map(|v| (std::array::from_fn(|k| v[2 * k]), std::array::from_fn(|k| v[2 * k + 1])))
+            let v: Vec<f64> = args.iter().map(|a| a[r].unwrap_or(f64::NAN)).collect();
+            (std::array::from_fn(|k| v[2 * k]), std::array::from_fn(|k| v[2 * k + 1]))
         })
         .collect()
 }
@@ -186,7 +186,7 @@ fn estimates(column: &ArrayRef) -> Vec<Estimate> {
     let s = column.as_struct();
     let f = |name: &str| s.column_by_name(name).expect("field").as_primitive::<Float64Type>().clone();
     let (value, e_p, e_n, density) = (f("value"), f("e_p"), f("e_n"), f("training_density"));
-    let (median, p16, p84) = (f("median"), f("p16"), f("p84"));
+    let (median, p16, p84, cn_level) = (f("median"), f("p16"), f("p84"), f("cn_level"));
     let bitmask = s.column_by_name("bitmask").expect("field").as_primitive::<Int64Type>().clone();
     let posterior = s.column_by_name("posterior").expect("field").as_list::<i32>().clone();
     let opt = |a: &Float64Array, r: usize| a.is_valid(r).then(|| a.value(r));
@@ -201,6 +201,7 @@ fn estimates(column: &ArrayRef) -> Vec<Estimate> {
             training_density: opt(&density, r),
             bitmask: bitmask.value(r),
             posterior: posterior.is_valid(r).then(|| posterior.value(r).as_primitive::<Float64Type>().values().to_vec()),
+            cn_level: opt(&cn_level, r),
         })
         .collect()
 }
@@ -214,7 +215,8 @@ fn any_table_of_numbers_gives_exactly_the_estimates_of_its_doubles() {
     // The paper's method and v2 (its default release: every usable star drawn), half the cases each.
     for name in ["age", "age_v2"] {
         let model = engine.models().require(name).unwrap();
-        let opts = Options { draws: DRAWS, seed: StarflowConfig::default().seed, chunk_rows: 1000, label_release: String::new() };
+        let seed = StarflowConfig::default().seed;
+        let opts = Options { draws: DRAWS, seed, chunk_rows: 1000, label_release: String::new(), cn_flag: true };
         let result = TestRunner::new(properties::config(64)).run(&case(), |case| {
             let (schema, partitions) = table(&case);
             let ctx = engine.context();

@@ -112,8 +112,9 @@ fn a_star_gets_the_same_numbers_in_any_batch_partitioning_and_query() {
 /// `starflow_age` and `starflow_mass` (method v2) and `starflow_estimate` of the paper's models over the DR19 input view
 /// of `queries/dr19_inputs.sql` (which sets the labels' release) against an independent computation of the same stars
 /// (tests/data/make_sql_parity.py: the view's float32 arithmetic, the engine's draws ported to Python around
-/// reference.py's draw plan, ONNX Runtime, and models/train/reference.py). Tolerances as in udfs/tests/parity.rs: the
-/// same ONNX Runtime on bitwise-equal inputs, in different batch arrangements.
+/// reference.py's draw plan, ONNX Runtime, and models/train/reference.py; reference_cn.py for the v2 models' C-N levels
+/// and CN_ATYPICAL). Tolerances as in udfs/tests/parity.rs: the same ONNX Runtime on bitwise-equal inputs, in different
+/// batch arrangements (C-N levels within 1e-6, every bit exact).
 #[test]
 fn sql_results_match_the_python_reference_for_the_same_stars() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -132,12 +133,13 @@ fn sql_results_match_the_python_reference_for_the_same_stars() {
         ("age_paper", format!("starflow_estimate('age_paper', {ARGS})"), ["value", "e_p", "e_n", "median", "p16", "p84"]),
         ("mass_paper", format!("starflow_estimate('mass_paper', {ARGS})"), ["value", "e_p", "e_n", "median", "p16", "p84"]),
     ];
-    let mut one_row = 0;
+    let (mut one_row, mut levels) = (0, 0);
     for (model, call, fields) in calls {
         let numbers: Vec<String> = fields.iter().map(|f| format!("r['{f}']")).collect();
         let sql = format!(
-            "SELECT sdss4_apogee_id, {}, r['training_density'], r['bitmask'] \
-             FROM (SELECT sdss4_apogee_id, {call} AS r FROM \
+            "SELECT sdss4_apogee_id, {}, r['training_density'], r['bitmask'], \
+                    starflow_estimate('{model}', {ARGS})['cn_level'] \
+             FROM (SELECT *, {call} AS r FROM \
                    (SELECT * FROM starflow_input WHERE sdss4_apogee_id IS NOT NULL ORDER BY sdss4_apogee_id LIMIT {})) \
              ORDER BY sdss4_apogee_id",
             numbers.join(", "),
@@ -168,10 +170,18 @@ fn sql_results_match_the_python_reference_for_the_same_stars() {
             }
             let density = reference["training_density"].as_f64().unwrap();
             assert!((number(7, row).unwrap() / density - 1.0).abs() <= 1e-3, "{id} {model}: density {:?} vs {density}", number(7, row));
+            match (number(9, row), reference["cn_level"].as_f64()) {
+                (Some(ours), Some(theirs)) => {
+                    assert!((ours - theirs).abs() <= 1e-6, "{id} {model}: C-N level {ours} vs {theirs}");
+                    levels += 1;
+                }
+                (ours, theirs) => assert_eq!(ours, theirs, "{id} {model}: C-N level"),
+            }
             one_row += usize::from(reference["rows"].as_u64() == Some(1));
         }
     }
     eprintln!("{one_row} star-models of one flow row (method v2 within the training noise) among {}", 4 * stars.len());
+    assert_eq!(levels, 2 * stars.len(), "a C-N level for every star under the v2 models");
 }
 
 /// `ORDER BY key LIMIT n` over a flow call evaluates the n stars kept, not the whole table (plan_rules.rs), with the
@@ -208,4 +218,40 @@ fn a_topk_evaluates_only_the_stars_it_keeps() {
         };
         assert_eq!(by_age_then_id(by_age), by_age_then_id(all)[..3].to_vec());
     });
+}
+
+/// `starflow_cn_posterior` runs the plane once per star whichever of its fields a query reads, and a star's plane and
+/// level are the same whatever the threads and batch size (each plane is its own ONNX Runtime call).
+#[test]
+fn the_cn_plane_is_evaluated_once_per_star_and_the_same_in_any_batch() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let n = 12;
+    let sql = format!("SELECT id, p['level'], p['posterior'] FROM (SELECT id, starflow_cn_posterior('age', {ARGS}) AS p FROM stars)");
+    let planes = |threads, batch| {
+        rt.block_on(async {
+            let e = engine(threads, batch);
+            let model = e.models().require("age").unwrap();
+            run(&e, &view(n)).await;
+            let before = model.stars_evaluated();
+            let batches = run(&e, &sql).await;
+            assert_eq!(model.stars_evaluated() - before, n as u64, "one plane per star");
+            let mut out = Vec::new();
+            for b in &batches {
+                let id = datafusion::arrow::compute::cast(b.column(0), &datafusion::arrow::datatypes::DataType::Utf8).unwrap();
+                let (level, posterior) = (b.column(1).as_primitive::<Float64Type>(), b.column(2).as_list::<i32>());
+                for r in 0..b.num_rows() {
+                    let plane = posterior.value(r).as_primitive::<Float64Type>().values().to_vec();
+                    out.push((id.as_string::<i32>().value(r).to_string(), level.value(r), plane));
+                }
+            }
+            out.sort_by(|a, b| a.0.cmp(&b.0));
+            out
+        })
+    };
+    let reference = planes(1, 8192);
+    assert_eq!(reference.len(), n);
+    assert!(reference.iter().all(|(_, level, plane)| (0.0..=1.0).contains(level) && plane.len() == 400));
+    for (threads, batch) in [(2, 1), (3, 5)] {
+        assert_eq!(planes(threads, batch), reference, "threads {threads}, batch size {batch}");
+    }
 }

@@ -17,6 +17,11 @@ S (2 pi)^(-5/2) exp(-|z|^2 / 2) as for gaussian/ (the labels' marginal is the st
   dr14: offsets of half a standard deviation in every label (+150 K, +0.25, +0.1, +0.05, +0.05 dex), error_scale 2 in
         Teff (e_teff = 50 K -> excess sqrt(100^2 - 50^2) = 86.6 K), nothing else.
 sigma_train = (50 K, 0.05, 0.02, 0.01, 0.01 dex): a star with errors at or below these is one row under dr17.
+Its C-N plane (`cn`) and missing-label axes (`marginal`) span the training ranges widened by a tenth on each side, as
+models/train/pipeline.py writes them; [C/Fe] and [N/Fe] are independent of everything, so a star's plane is the product
+of their normals on the grid (its level known exactly), and a star missing log g, [C/Fe] or [N/Fe] has the posterior of
+the star with it. CN threshold 0.975 (the level of a star drawn from the model is ~uniform); four-label density
+thresholds 1e6, as the five-label one.
 Run: python tests/data/make_gaussian_model.py   (needs the onnx package, e.g. the training venv; output is committed)
 """
 import hashlib
@@ -61,7 +66,7 @@ def dim(name, unit, mean, std, lo, hi):
     return {"name": name, "unit": unit, "mean": mean, "std": std, "train_min": lo, "train_max": hi}
 
 
-def write(dirname, name, description, precision, log_norm, method, inference=None):
+def write(dirname, name, description, precision, log_norm, method, inference=None, joint=False):
     out = os.path.join(HERE, dirname)
     os.makedirs(out, exist_ok=True)
     sha = onnx_model(os.path.join(out, "model.onnx"), precision, log_norm)
@@ -87,11 +92,22 @@ def write(dirname, name, description, precision, log_norm, method, inference=Non
     }
     if inference is not None:
         manifest["inference"] = inference
+    if joint:
+        labels, target = {d["name"]: d for d in manifest["labels"]}, manifest["target"]
+        manifest["cn"] = {"c": widened(labels["c_fe"], 20), "n": widened(labels["n_fe"], 20), "target": widened(target, 10),
+                          "threshold": 0.975, "threshold_quantile": 0.975}
+        manifest["marginal"] = {k: {**widened(labels[k], 24), "threshold": 1.0e6} for k in ("logg", "c_fe", "n_fe")}
     manifest["provenance"] = {"command": "python tests/data/make_gaussian_model.py"}
     with open(os.path.join(out, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=2)
         f.write("\n")
     print(out, sha)
+
+
+def widened(d, num):
+    """The training range of dimension `d` widened by a tenth on each side (reference_cn.widened_axis)."""
+    pad = 0.1 * (d["train_max"] - d["train_min"])
+    return {"start": d["train_min"] - pad, "stop": d["train_max"] + pad, "num": num}
 
 
 def release(offset, error_scale, sigma_sys, source):
@@ -115,4 +131,4 @@ write("gaussian_v2", "age_v2",
            "dr19": release([0.0] * 5, [1.0] * 5, [300.0, 0.0, 0.0, 0.0, 0.0], "test: 300 K systematic in Teff"),
            "dr14": release([150.0, 0.25, 0.1, 0.05, 0.05], [2.0, 1.0, 1.0, 1.0, 1.0], [0.0] * 5,
                            "test: half-sigma offsets, Teff errors underestimated 2x"),
-       }})
+       }}, joint=True)

@@ -1,7 +1,8 @@
 """Reference ages and masses for bundled stars exactly as `queries/dr19_inputs.sql` + the StarFlow functions see them:
 the DR19 view's float32 arithmetic and label release (dr19), the engine's own per-star draws (engine_draws.py, a
 bitwise port of udfs/src/draws.rs, default seed, around reference.py's draw plan), ONNX Runtime for log_prob and
-models/train/reference.py for everything else; every model of models/ (both methods).
+models/train/reference.py for everything else; every model of models/ (both methods). v2 models with a C-N plane also
+get each star's level and CN_ATYPICAL (models/train/reference_cn.py rule 11).
 tests/udf_queries.rs compares `starflow sql` with this file: same stars, same draws, independent posterior code.
 Run: python3 tests/data/make_sql_parity.py   (needs numpy, pyarrow, onnxruntime; output is committed)
 """
@@ -19,6 +20,7 @@ sys.path.insert(0, here)
 sys.path.insert(0, os.path.join(root, "models", "train"))
 import engine_draws  # noqa: E402
 import reference  # noqa: E402
+import reference_cn  # noqa: E402
 
 N_STARS = 30
 table = pq.read_table(os.path.join(root, "examples/data/astraAllStarASPCAP_apokasc3.parquet")).to_pandas()
@@ -43,7 +45,10 @@ out = {"description": __doc__.strip().splitlines()[0], "seed": engine_draws.DEFA
        "stars": [{"id": r.sdss4_apogee_id} for _, r in table.iterrows()]}
 for name, release in RUNS:
     mdir = os.path.join(root, "models", name)
-    model = reference.Model.from_manifest_file(os.path.join(mdir, "manifest.json"))
+    with open(os.path.join(mdir, "manifest.json")) as f:
+        manifest = json.load(f)
+    model = reference.Model.from_manifest(manifest)
+    cn = manifest.get("cn")
     session = ort.InferenceSession(os.path.join(mdir, "model.onnx"), providers=["CPUExecutionProvider"])
     log_prob = lambda x: session.run(None, {"x": np.asarray(x, dtype=np.float32)})[0]
     key = name if release == VIEW_RELEASE else f"{name}@{release}"
@@ -52,9 +57,11 @@ for name, release in RUNS:
         center, sigma, n = model.draw_plan(labels, errors, release)
         draws = np.array(engine_draws.plan_rows(engine_draws.DEFAULT_SEED, center, sigma, n))
         res = reference.posterior(model, labels, errors, draws, log_prob, release)
+        levels = reference_cn.flag_cn(model, cn, [res], [labels], [errors], log_prob, release) if cn else [None]
         out["stars"][k][key] = {"rows": len(draws), "value": res.value, "e_p": res.e_p, "e_n": res.e_n,
                                  "median": res.median, "p16": res.p16, "p84": res.p84,
-                                 "training_density": res.training_density, "bitmask": int(res.bitmask)}
+                                 "training_density": res.training_density, "bitmask": int(res.bitmask),
+                                 "cn_level": levels[0]}
 with open(os.path.join(here, "sql_parity.json"), "w") as f:
     json.dump(out, f, indent=1)
 print(len(out["stars"]), "stars")

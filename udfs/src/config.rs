@@ -23,6 +23,10 @@ extensions_options! {
         /// offsets and systematics): e.g. 'dr19', 'dr17', 'dr14'; empty uses the model's default. Set by the input
         /// views (queries/dr19_inputs.sql, dr17_inputs.sql); ignored by paper-method models.
         pub label_release: String, default = String::new()
+        /// Evaluate each star's [C/Fe]-[N/Fe] plane (4,010 flow rows per star and model) for its level and the
+        /// CN_ATYPICAL bit (32), under models that have a plane (method v2). false: bit 32 is never set and the level
+        /// is null, which saves most of the time of stars evaluated once (docs/PERFORMANCE.md).
+        pub cn_flag: bool, default = true
     }
 }
 
@@ -44,6 +48,6 @@ impl StarflowConfig {
         let _planner = model
             .draw_planner(&label_release, draws)
             .map_err(|e| format!("starflow.label_release = '{}': {e}", self.label_release))?;
-        Ok(Options { draws, seed: self.seed, chunk_rows: self.chunk_rows.max(1), label_release })
+        Ok(Options { draws, seed: self.seed, chunk_rows: self.chunk_rows.max(1), label_release, cn_flag: self.cn_flag })
     }
 }

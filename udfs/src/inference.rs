@@ -1,14 +1,16 @@
 //! From stars to estimates: input checks, the draw plan of the model's method, the flow on every (label row, grid
-//! point) row, fed to ONNX Runtime one star per call, and the posterior summary of each star.
+//! point) row, fed to ONNX Runtime one star per call, and the posterior summary of each star. Method v2 models also
+//! evaluate each star's C-N plane for CN_ATYPICAL, and integrate out a missing log g, [C/Fe] or [N/Fe] (`joint.rs`).
 
 use std::cell::RefCell;
 
 use rayon::prelude::*;
 
 use crate::draws::DrawPlan;
+use crate::joint::{CnPlane, Plane};
 use crate::limits::rows_per_star;
 use crate::model::Model;
-use crate::posterior::{Estimate, bits, summarize};
+use crate::posterior::{Estimate, GridWeights, bits, summarize};
 use crate::registry::InferencePool;
 
 /// Per-query settings (`SET starflow.*`).
@@ -22,31 +24,88 @@ pub struct Options {
     pub chunk_rows: usize,
     /// The data release of the input labels (method v2); empty: the model's default.
     pub label_release: String,
+    /// Evaluate each star's C-N plane for its level and CN_ATYPICAL (models with a C-N plane).
+    pub cn_flag: bool,
 }
 
-/// One star's labels (teff, logg, fe_h, c_fe, n_fe) and their 1-sigma errors; `None` where any was null.
-pub type StarInput = Option<([f64; 5], [f64; 5])>;
+/// One star's labels (teff, logg, fe_h, c_fe, n_fe) and their 1-sigma errors, NaN where a value was null.
+pub type StarInput = ([f64; 5], [f64; 5]);
+
+/// How a star is evaluated.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Job {
+    /// Every label usable: the draw plan of the model's method.
+    Full(DrawPlan),
+    /// Method v2, one of log g, [C/Fe], [N/Fe] missing (`label`) and the rest usable: the plan's center with the
+    /// missing label integrated out (no draws).
+    Missing { plan: DrawPlan, label: usize },
+}
+
+impl Job {
+    fn center(&self) -> &[f64; 5] {
+        match self {
+            Self::Full(plan) | Self::Missing { plan, .. } => &plan.center,
+        }
+    }
+
+    fn missing(&self) -> Option<usize> {
+        match self {
+            Self::Full(_) => None,
+            Self::Missing { label, .. } => Some(*label),
+        }
+    }
+}
 
 /// Reused between calls on one thread: no allocation per star once warm.
 #[derive(Default)]
 struct Workspace {
+    /// Label rows, raw units.
     draws: Vec<f64>,
+    /// Standardized flow rows.
     rows: Vec<f32>,
+    /// Their densities.
+    density: Vec<f64>,
+    /// Densities per (label row, grid point), with the Jacobian.
     p: Vec<f64>,
+    /// A star missing a label: its one row, summed over the label.
+    integrated: Vec<f64>,
 }
 
 thread_local! {
     static WORKSPACE: RefCell<Workspace> = RefCell::new(Workspace::default());
 }
 
-fn usable(input: &StarInput) -> Option<&([f64; 5], [f64; 5])> {
-    input.as_ref().filter(|(x, e)| x.iter().chain(e).all(|v| v.is_finite()) && e.iter().all(|v| *v > 0.0))
+fn usable(values: &[f64], errors: &[f64]) -> bool {
+    values.iter().chain(errors).all(|v| v.is_finite()) && errors.iter().all(|v| *v > 0.0)
 }
 
-/// Estimates for a batch of stars, in order. Unusable inputs (null, NaN, infinite, error <= 0) give BAD_INPUT.
-/// The usable stars are evaluated on `pool`'s threads in chunks of consecutive stars holding about `opts.chunk_rows`
-/// flow rows (a star drawn 50 times counts 50 one-row stars); a star's numbers do not depend on the chunking (its
-/// draws are its own, and each star is one session call).
+/// How `model` evaluates a star, if it can (reference.py rule 1, reference_cn.py rule 12): every label and error
+/// usable; or, for a model that can integrate it out, exactly one missing (null, NaN or infinite) label among log g,
+/// [C/Fe], [N/Fe] (its error is then ignored) and the other four labels and errors usable.
+fn job(model: &Model, (x, e): &StarInput, planner: &impl Fn(&[f64; 5], &[f64; 5]) -> DrawPlan) -> Option<Job> {
+    if usable(x, e) {
+        return Some(Job::Full(planner(x, e)));
+    }
+    let mut missing = (0..5).filter(|&i| !x[i].is_finite());
+    let (Some(label), None) = (missing.next(), missing.next()) else { return None };
+    model.marginal[label].as_ref()?;
+    let (mut x, mut e) = (*x, *e);
+    (x[label], e[label]) = (0.0, 1.0);
+    usable(&x, &e).then(|| Job::Missing { plan: planner(&x, &e), label })
+}
+
+/// The jobs of a batch (None: BAD_INPUT), with the model's planner for the session's options.
+fn jobs(model: &Model, stars: &[StarInput], opts: &Options) -> Result<Vec<Option<Job>>, String> {
+    rows_per_star(opts.draws, model.eval_points.len())?;
+    let planner = model.draw_planner(&opts.label_release, opts.draws)?;
+    Ok(stars.iter().map(|s| job(model, s, &planner)).collect())
+}
+
+/// Estimates for a batch of stars, in order. Unusable inputs (null, NaN, infinite, error <= 0) give BAD_INPUT, but
+/// for a v2 model's missing label (rule 12). The usable stars are evaluated on `pool`'s threads in chunks of
+/// consecutive stars holding about `opts.chunk_rows` flow rows (a star drawn 50 times counts 50 one-row stars, and
+/// its C-N plane 4,010 more); a star's numbers do not depend on the chunking (its draws are its own, and each star is
+/// one session call, its plane another).
 pub fn estimate_batch(
     model: &Model,
     stars: &[StarInput],
@@ -55,28 +114,58 @@ pub fn estimate_batch(
     pool: &InferencePool,
 ) -> Result<Vec<Estimate>, String> {
     let grid_points = model.eval_points.len();
-    rows_per_star(opts.draws, grid_points)?;
-    let planner = model.draw_planner(&opts.label_release, opts.draws)?;
-    let plans: Vec<Option<DrawPlan>> = stars.iter().map(|s| usable(s).map(|(x, e)| planner(x, e))).collect();
-    let good: Vec<&DrawPlan> = plans.iter().flatten().collect();
-    let chunks = chunk_by_rows(&good, |plan| plan.draws * grid_points, opts.chunk_rows);
+    let jobs = jobs(model, stars, opts)?;
+    let cn = model.cn.as_ref().filter(|_| opts.cn_flag);
+    let rows = |job: &&Job| match job {
+        Job::Full(plan) => plan.draws * grid_points + cn.map_or(0, CnPlane::rows_per_star),
+        Job::Missing { label, .. } => model.marginal[*label].as_ref().map_or(0, |m| m.values.len()) * grid_points,
+    };
+    let good: Vec<&Job> = jobs.iter().flatten().collect();
+    let chunks = chunk_by_rows(&good, rows, opts.chunk_rows);
     let estimated: Vec<Vec<Estimate>> = pool.install(|| {
-        chunks.par_iter().map(|chunk| estimate_chunk(model, chunk, opts.seed, keep_posterior)).collect::<Result<_, _>>()
+        chunks.par_iter().map(|chunk| estimate_chunk(model, chunk, opts.seed, keep_posterior, cn)).collect::<Result<_, _>>()
     })?;
     let mut estimates = estimated.into_iter().flatten();
-    Ok(plans
+    Ok(jobs
         .iter()
-        .map(|plan| match plan {
+        .map(|job| match job {
             None => Estimate::bad_input(),
-            Some(plan) => {
+            Some(job) => {
                 let mut e = estimates.next().expect("one estimate per usable star");
-                if model.out_of_range(&plan.center) {
+                if model.out_of_range_except(job.center(), job.missing()) {
                     e.bitmask |= bits::OUT_OF_RANGE;
                 }
                 e
             }
         })
         .collect())
+}
+
+/// The C-N planes of a batch of stars (`starflow_cn_posterior`), in order: `None` for a star without both C and N
+/// usable with the rest (a missing label has no plane), or a model without a plane.
+pub fn plane_batch(model: &Model, stars: &[StarInput], opts: &Options, pool: &InferencePool) -> Result<Vec<Option<Plane>>, String> {
+    let Some(cn) = &model.cn else {
+        return Err(format!("model '{}' has no C-N plane (only method v2 models with a `cn` manifest section)", model.name()));
+    };
+    let jobs = jobs(model, stars, opts)?;
+    let centers: Vec<Option<&[f64; 5]>> =
+        jobs.iter().map(|job| job.as_ref().filter(|j| j.missing().is_none()).map(Job::center)).collect();
+    let good: Vec<&[f64; 5]> = centers.iter().flatten().copied().collect();
+    let chunks = chunk_by_rows(&good, |_| cn.rows_per_star(), opts.chunk_rows);
+    let planes: Vec<Vec<Plane>> = pool.install(|| {
+        chunks
+            .par_iter()
+            .map(|chunk| {
+                WORKSPACE.with(|ws| {
+                    let ws = &mut *ws.borrow_mut();
+                    chunk.iter().map(|center| star_plane(model, cn, center, true, ws)).collect::<Result<Vec<_>, _>>()
+                })
+            })
+            .collect::<Result<_, _>>()
+    })?;
+    model.count_evaluated(good.len());
+    let mut planes = planes.into_iter().flatten();
+    Ok(centers.iter().map(|c| c.map(|_| planes.next().expect("one plane per usable star"))).collect())
 }
 
 /// Consecutive runs of `items` of about `max_rows` rows each: a run closes before an item that would take it past
@@ -98,61 +187,118 @@ fn chunk_by_rows<'a, T>(items: &'a [T], rows: impl Fn(&T) -> usize, max_rows: us
     chunks
 }
 
-/// One chunk of stars on this thread: each star's label rows, then its flow rows.
-fn estimate_chunk(model: &Model, chunk: &[&DrawPlan], seed: u64, keep_posterior: bool) -> Result<Vec<Estimate>, String> {
+/// One chunk of stars on this thread: each star's label rows, then its flow rows; its plane where asked for.
+fn estimate_chunk(
+    model: &Model,
+    chunk: &[&Job],
+    seed: u64,
+    keep_posterior: bool,
+    cn: Option<&CnPlane>,
+) -> Result<Vec<Estimate>, String> {
     WORKSPACE.with(|ws| {
         let ws = &mut *ws.borrow_mut();
         let mut draws = std::mem::take(&mut ws.draws);
-        let estimates = chunk
-            .iter()
-            .map(|plan| {
-                plan.rows(seed, &mut draws);
-                estimate_star(model, &draws, keep_posterior, ws)
-            })
-            .collect();
+        let estimates = chunk.iter().map(|job| estimate_job(model, job, seed, keep_posterior, cn, &mut draws, ws)).collect();
         ws.draws = draws;
         estimates
     })
 }
 
-/// The estimate of one star whose label rows are given (row-major `[row][label]`, raw units). Public for the parity
-/// tests, which replay the reference implementation's draws; OUT_OF_RANGE is the caller's (it needs the plan's center).
-pub fn estimate_with_draws(model: &Model, draws: &[f64], keep_posterior: bool) -> Result<Estimate, String> {
-    WORKSPACE.with(|ws| estimate_star(model, draws, keep_posterior, &mut ws.borrow_mut()))
+fn estimate_job(
+    model: &Model,
+    job: &Job,
+    seed: u64,
+    keep_posterior: bool,
+    cn: Option<&CnPlane>,
+    draws: &mut Vec<f64>,
+    ws: &mut Workspace,
+) -> Result<Estimate, String> {
+    match *job {
+        Job::Full(plan) => {
+            plan.rows(seed, draws);
+            let mut e = estimate_star(model, draws, &model.weights, keep_posterior, ws)?;
+            if let Some(cn) = cn {
+                e.cn_level = star_plane(model, cn, &plan.center, false, ws)?.level;
+                if e.cn_level.is_some_and(|level| level > cn.threshold) {
+                    e.bitmask |= bits::CN_ATYPICAL;
+                }
+            }
+            Ok(e)
+        }
+        Job::Missing { plan, label } => {
+            let marginal = model.marginal[label].as_ref().expect("a job for a label the model integrates out");
+            marginal.label_rows(label, &plan.center, draws);
+            flow_matrix(model, draws, ws)?;
+            marginal.integrate(&ws.p, model.weights.grid.len(), &mut ws.integrated);
+            let mut e = summarize(&marginal.weights, &ws.integrated, keep_posterior);
+            e.bitmask |= bits::LABEL_MARGINALISED;
+            Ok(e)
+        }
+    }
 }
 
-fn estimate_star(model: &Model, draws: &[f64], keep_posterior: bool, ws: &mut Workspace) -> Result<Estimate, String> {
+/// The estimate of one star whose label rows are given (row-major `[row][label]`, raw units). Public for the parity
+/// tests, which replay the reference implementation's draws; OUT_OF_RANGE and CN_ATYPICAL are the caller's (they need
+/// the plan's center).
+pub fn estimate_with_draws(model: &Model, draws: &[f64], keep_posterior: bool) -> Result<Estimate, String> {
+    WORKSPACE.with(|ws| estimate_star(model, draws, &model.weights, keep_posterior, &mut ws.borrow_mut()))
+}
+
+/// The C-N plane of one star whose labels on the training scale are `center` (rule 11). Public for the parity tests.
+pub fn plane_of(model: &Model, cn: &CnPlane, center: &[f64; 5], keep_posterior: bool) -> Result<Plane, String> {
+    WORKSPACE.with(|ws| star_plane(model, cn, center, keep_posterior, &mut ws.borrow_mut()))
+}
+
+fn star_plane(model: &Model, cn: &CnPlane, center: &[f64; 5], keep_posterior: bool, ws: &mut Workspace) -> Result<Plane, String> {
+    cn.rows(center, |i, v| model.standardize(i, v), &mut ws.rows);
+    densities(model, &ws.rows, &mut ws.density)?;
+    Ok(cn.plane(&ws.density, keep_posterior))
+}
+
+fn estimate_star(model: &Model, draws: &[f64], weights: &GridWeights, keep_posterior: bool, ws: &mut Workspace) -> Result<Estimate, String> {
+    flow_matrix(model, draws, ws)?;
+    Ok(summarize(weights, &ws.p, keep_posterior))
+}
+
+/// The flow densities of label rows `draws` on every evaluated grid point, into `ws.p` (`[row][grid]`, the Jacobian
+/// applied; zero at grid points the transform excludes).
+fn flow_matrix(model: &Model, draws: &[f64], ws: &mut Workspace) -> Result<(), String> {
     let points = &model.eval_points;
     let n_draws = draws.len() / 5;
     rows_per_star(n_draws, points.len())?;
     let grid_len = model.weights.grid.len();
-    // One session call per star: ONNX Runtime's CPU kernels may round a row differently depending on where it sits in
-    // the call (measured with the bundled flows: rows at odd offsets differ by ~1e-9 relative), so sharing a call
-    // would make a star's numbers depend on the stars before it. One star (250 to 12,450 rows) is as fast.
     ws.rows.clear();
     for draw in draws.chunks_exact(5) {
-        let labels: [f32; 5] = std::array::from_fn(|j| ((draw[j] - model.label_mean[j]) / model.label_std[j]) as f32);
+        let labels: [f32; 5] = std::array::from_fn(|j| model.standardize(j, draw[j]));
         for &(_, target) in points {
             ws.rows.extend_from_slice(&labels);
             ws.rows.push(target);
         }
     }
-    let (rows, p) = (&ws.rows, &mut ws.p);
+    densities(model, &ws.rows, &mut ws.density)?;
+    ws.p.clear();
+    ws.p.resize(n_draws * grid_len, 0.0);
+    for (row, density) in ws.p.chunks_exact_mut(grid_len).zip(ws.density.chunks_exact(points.len())) {
+        for (&(g, _), &v) in points.iter().zip(density) {
+            row[g] = v * model.weights.jacobian[g];
+        }
+    }
+    model.count_evaluated(1);
+    Ok(())
+}
+
+/// `exp(log p)` of standardized `rows` (row-major `[n, 6]`) into `out`, in one session call: ONNX Runtime's CPU
+/// kernels may round a row differently depending on where it sits in the call (measured with the bundled flows: rows
+/// at odd offsets differ by ~1e-9 relative), so sharing a call would make a star's numbers depend on the stars before
+/// it. One star (250 to 12,450 rows) is as fast. NaN or inf log-densities only come from float overflow far from the
+/// training data: zero density (reference.py rule 4).
+fn densities(model: &Model, rows: &[f32], out: &mut Vec<f64>) -> Result<(), String> {
     model.with_session(|session| {
         model.log_prob(session, rows, |log_prob| {
-            p.clear();
-            p.resize(n_draws * grid_len, 0.0);
-            for (d, lp) in log_prob.chunks_exact(points.len()).enumerate() {
-                let row = &mut p[d * grid_len..(d + 1) * grid_len];
-                for (&(g, _), &v) in points.iter().zip(lp) {
-                    // NaN or inf only come from float overflow far from the training data: zero density (reference.py).
-                    row[g] = if v.is_finite() { (v as f64).exp() * model.weights.jacobian[g] } else { 0.0 };
-                }
-            }
+            out.clear();
+            out.extend(log_prob.iter().map(|&v| if v.is_finite() { (v as f64).exp() } else { 0.0 }));
         })
-    })?;
-    model.count_evaluated(1);
-    Ok(summarize(&model.weights, &ws.p, keep_posterior))
+    })
 }
 
 #[cfg(test)]

@@ -3,12 +3,13 @@
 //!
 //! `manifest` + `registry` + `model`: the models; `locate`: where the models and ONNX Runtime are found at run time;
 //! `onnx`: ONNX Runtime; `draws`, `inference`, `posterior`: the computation of docs/METHOD.md (both methods, paper and
-//! v2); `limits`: the bound on a star's flow rows; `functions`: the SQL functions; `config`: `SET starflow.*`.
+//! v2); `joint`: method v2's C-N plane (CN_ATYPICAL) and missing labels (docs/METHOD.md sec. 9-10); `limits`: the bound on a star's flow rows; `functions`: the SQL functions; `config`: `SET starflow.*`.
 
 pub mod config;
 pub mod draws;
 pub mod functions;
 pub mod inference;
+pub mod joint;
 pub mod limits;
 pub mod locate;
 pub mod manifest;

@@ -5,11 +5,16 @@
 /// a large `SET starflow.draws` or manifest fails cleanly instead of exhausting memory.
 pub const MAX_ROWS_PER_STAR: usize = 10_000_000;
 
+/// `rows x points` flow rows, if that is between 1 and [`MAX_ROWS_PER_STAR`].
+pub fn bounded_rows(rows: usize, points: usize) -> Option<usize> {
+    rows.checked_mul(points).filter(|n| (1..=MAX_ROWS_PER_STAR).contains(n))
+}
+
 /// The flow rows of one star with `draws` draws on `grid_points` points, or why they are not allowed.
 pub fn rows_per_star(draws: usize, grid_points: usize) -> Result<usize, String> {
-    match draws.checked_mul(grid_points) {
-        Some(rows) if rows > 0 && rows <= MAX_ROWS_PER_STAR => Ok(rows),
-        _ => Err(format!(
+    match bounded_rows(draws, grid_points) {
+        Some(rows) => Ok(rows),
+        None => Err(format!(
             "{draws} draws x {grid_points} grid points per star: draws x grid points must be between 1 and {MAX_ROWS_PER_STAR}"
         )),
     }

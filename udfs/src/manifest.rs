@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::limits::rows_per_star;
+use crate::limits::{MAX_ROWS_PER_STAR, bounded_rows, rows_per_star};
 
 pub const FORMAT_VERSION: u32 = 2;
 /// The five input labels, in the order the flow expects them.
@@ -27,6 +27,13 @@ pub struct Manifest {
     /// Method v2's constants (absent for the paper's method).
     #[serde(default)]
     pub inference: Option<Inference>,
+    /// Method v2: the [C/Fe]-[N/Fe] plane and the CN_ATYPICAL threshold (absent: the model sets no bit 32).
+    #[serde(default)]
+    pub cn: Option<Cn>,
+    /// Method v2: per marginalisable label (`logg`, `c_fe`, `n_fe`), the values a missing one is integrated over and
+    /// the four-label density threshold (absent, or a label absent: a star missing it is BAD_INPUT).
+    #[serde(default)]
+    pub marginal: Option<BTreeMap<String, MarginalAxis>>,
     #[serde(default)]
     pub provenance: serde_json::Value,
 }
@@ -112,6 +119,76 @@ impl Inference {
     }
 }
 
+/// The labels a v2 model can integrate out when one is missing (reference_cn.py rule 12).
+pub const MARGINALISABLE: [&str; 3] = ["logg", "c_fe", "n_fe"];
+
+/// The C-N plane of a star (reference_cn.py rule 11): the flow's density on a [C/Fe] x [N/Fe] grid, summed over the
+/// target, with the star's other labels.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct Cn {
+    /// [C/Fe] values of the plane (dex): the training range widened by a tenth on each side.
+    pub c: Grid,
+    /// [N/Fe] values of the plane (dex).
+    pub n: Grid,
+    /// Target values the plane is summed over, in the flow's units (Gyr; log10(M/Msun) for mass).
+    pub target: Grid,
+    /// CN_ATYPICAL where a star's level exceeds this (the `threshold_quantile` of the training stars' levels).
+    pub threshold: f64,
+    #[serde(default)]
+    pub threshold_quantile: Option<f64>,
+}
+
+impl Cn {
+    /// Flow rows of one star's plane: every (c, n, target) point, and the measured (c, n) at every target point.
+    pub fn rows_per_star(&self) -> Result<usize, String> {
+        let points = self.c.num.checked_mul(self.n.num).and_then(|cells| cells.checked_add(1));
+        points.and_then(|points| bounded_rows(points, self.target.num)).ok_or_else(|| {
+            format!(
+                "{} x {} cells and the measured point at {} target points must be at most {MAX_ROWS_PER_STAR} flow rows",
+                self.c.num, self.n.num, self.target.num
+            )
+        })
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        for (name, axis) in [("c", &self.c), ("n", &self.n), ("target", &self.target)] {
+            axis.validate().map_err(|e| format!("cn.{name}: {e}"))?;
+        }
+        if !(0.0..=1.0).contains(&self.threshold) {
+            return Err(format!("cn.threshold must be a level between 0 and 1, found {}", self.threshold));
+        }
+        self.rows_per_star().map(drop).map_err(|e| format!("cn: {e}"))
+    }
+}
+
+/// The values a missing label is integrated over (its training range widened by a tenth on each side) and the density
+/// threshold of the four known labels (the 5th percentile of the training stars' densities without that label).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct MarginalAxis {
+    #[serde(flatten)]
+    pub axis: Grid,
+    pub threshold: f64,
+}
+
+fn validate_marginal(marginal: &BTreeMap<String, MarginalAxis>, grid_points: usize) -> Result<(), String> {
+    for (label, m) in marginal {
+        if !MARGINALISABLE.contains(&label.as_str()) {
+            return Err(format!("marginal: '{label}' cannot be marginalised (only {})", MARGINALISABLE.join(", ")));
+        }
+        m.axis.validate().map_err(|e| format!("marginal.{label}: {e}"))?;
+        if !(m.threshold.is_finite() && m.threshold >= 0.0) {
+            return Err(format!("marginal.{label}: threshold must be finite and >= 0"));
+        }
+        if bounded_rows(m.axis.num, grid_points).is_none() {
+            return Err(format!(
+                "marginal.{label}: {} values x {grid_points} grid points must be at most {MAX_ROWS_PER_STAR} flow rows",
+                m.axis.num
+            ));
+        }
+    }
+    Ok(())
+}
+
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 pub struct OnnxInfo {
     pub file: String,
@@ -171,6 +248,13 @@ impl Grid {
     pub fn step(&self) -> f64 {
         (self.stop - self.start) / (self.num - 1) as f64
     }
+
+    fn validate(&self) -> Result<(), String> {
+        if !(self.start.is_finite() && self.stop.is_finite() && self.stop > self.start && self.num >= 2) {
+            return Err("needs finite start < stop and num >= 2".into());
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -227,9 +311,7 @@ impl Manifest {
             }
         }
         let g = self.target.grid;
-        if !(g.start.is_finite() && g.stop.is_finite() && g.stop > g.start && g.num >= 2) {
-            return Err("target grid needs finite start < stop and num >= 2".into());
-        }
+        g.validate().map_err(|e| format!("target grid {e}"))?;
         if self.target.transform == Transform::Log10 && g.start < 0.0 {
             return Err("a log10 target needs a grid of non-negative values".into());
         }
@@ -239,10 +321,20 @@ impl Manifest {
             return Err("density scale must be finite and > 0, threshold finite and >= 0".into());
         }
         match (self.method, &self.inference) {
-            (Method::Paper, None) => Ok(()),
-            (Method::Paper, Some(_)) => Err("method 'paper' takes no 'inference' section (it is method v2's)".into()),
-            (Method::V2, None) => Err("method 'v2' needs an 'inference' section (sigma_train and releases)".into()),
-            (Method::V2, Some(inference)) => inference.validate(),
+            (Method::Paper, None) => {}
+            (Method::Paper, Some(_)) => return Err("method 'paper' takes no 'inference' section (it is method v2's)".into()),
+            (Method::V2, None) => return Err("method 'v2' needs an 'inference' section (sigma_train and releases)".into()),
+            (Method::V2, Some(inference)) => inference.validate()?,
+        }
+        if self.method == Method::Paper && (self.cn.is_some() || self.marginal.is_some()) {
+            return Err("method 'paper' takes no 'cn' or 'marginal' section (they are method v2's)".into());
+        }
+        if let Some(cn) = &self.cn {
+            cn.validate()?;
+        }
+        match &self.marginal {
+            Some(marginal) => validate_marginal(marginal, g.num),
+            None => Ok(()),
         }
     }
 }
@@ -335,18 +427,36 @@ pub(crate) mod tests {
         }
     }
 
-    /// v2 manifests of models/train carry the C-N plane (`cn`), the missing-label axes (`marginal`) and the training
-    /// stars' density percentiles: read by later engine versions, accepted and ignored by this one.
     #[test]
-    fn accepts_the_sections_it_does_not_use_yet() {
-        let m = check_from(v2_json(), |v| {
-            let axis = serde_json::json!({"start": -0.7, "stop": 0.4, "num": 20});
-            v["cn"] = serde_json::json!({"c": axis, "n": axis, "target": axis, "threshold": 0.98, "threshold_quantile": 0.975});
-            v["marginal"] = serde_json::json!({"logg": {"start": 1.2, "stop": 3.4, "num": 24, "threshold": 2.1e4}});
+    fn v2_may_carry_the_cn_plane_and_marginal_axes_and_the_paper_method_not() {
+        let with_sections = |v: &mut serde_json::Value| {
+            v["cn"] = serde_json::json!({"c": {"start": -0.6, "stop": 0.6, "num": 20}, "n": {"start": -0.4, "stop": 0.9, "num": 20},
+                                         "target": {"start": -1.4, "stop": 15.4, "num": 10}, "threshold": 0.975,
+                                         "threshold_quantile": 0.975});
+            v["marginal"] = serde_json::json!({"logg": {"start": 0.15, "stop": 4.35, "num": 24, "threshold": 1e5},
+                                               "n_fe": {"start": -0.41, "stop": 0.91, "num": 24, "threshold": 1e5}});
+            // informational (the model report's)
             v["density"]["training_percentiles"] = serde_json::json!([1.0, 2.0, 3.0]);
-        })
-        .unwrap();
-        assert_eq!(m, check_from(v2_json(), |_| {}).unwrap(), "the same model as without them");
+        };
+        let m = check_from(v2_json(), with_sections).unwrap();
+        assert_eq!(m.cn.as_ref().unwrap().rows_per_star(), Ok(4010));
+        let marginal = m.marginal.as_ref().unwrap();
+        assert_eq!((marginal["logg"].axis.num, marginal["logg"].threshold), (24, 1e5));
+        assert!(check_from(v2_json(), |_| {}).unwrap().cn.is_none(), "both sections are optional");
+        let refused = [
+            (check(with_sections), "method 'paper' takes no 'cn' or 'marginal' section"),
+            (check_v2(|v| { with_sections(v); v["cn"]["threshold"] = 1.5.into() }), "cn.threshold must be a level between 0 and 1"),
+            (check_v2(|v| { with_sections(v); v["cn"]["n"]["num"] = 1.into() }), "cn.n: needs finite start < stop and num >= 2"),
+            (check_v2(|v| { with_sections(v); v["cn"]["c"]["num"] = 100_000.into() }), "cn: 100000 x 20 cells and the measured point at 10 target points must be at most"),
+            (check_v2(|v| { with_sections(v); v["marginal"]["teff"] = v["marginal"]["logg"].clone() }), "'teff' cannot be marginalised"),
+            (check_v2(|v| { with_sections(v); v["marginal"]["logg"]["stop"] = 0.0.into() }), "marginal.logg: needs finite start < stop"),
+            (check_v2(|v| { with_sections(v); v["marginal"]["n_fe"]["threshold"] = (-1.0).into() }), "marginal.n_fe: threshold must be finite"),
+            (check_v2(|v| { with_sections(v); v["cn"].as_object_mut().unwrap().remove("threshold"); }), "missing field `threshold`"),
+        ];
+        for (i, (result, message)) in refused.into_iter().enumerate() {
+            let err = result.unwrap_err();
+            assert!(err.contains(message), "case {i}: {err}");
+        }
     }
 
     #[test]

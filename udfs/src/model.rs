@@ -10,7 +10,8 @@ use ort::session::Session;
 use ort::value::TensorRef;
 
 use crate::draws::DrawPlan;
-use crate::manifest::{Manifest, Method, Transform};
+use crate::joint::{CnPlane, Marginal};
+use crate::manifest::{LABELS, Manifest, Method, Transform};
 use crate::onnx::{Device, create_session};
 use crate::posterior::{GridWeights, Weighting};
 
@@ -29,6 +30,11 @@ pub struct Model {
     pub eval_points: Vec<(usize, f32)>,
     pub label_mean: [f64; 5],
     pub label_std: [f64; 5],
+    /// Method v2: the C-N plane of rule 11 (manifest `cn`), if the model has one.
+    pub cn: Option<CnPlane>,
+    /// Method v2: per label, how a star missing it is integrated over it (manifest `marginal`; only log g, [C/Fe] and
+    /// [N/Fe] can have one).
+    pub marginal: [Option<Marginal>; 5],
     /// Stars evaluated so far (not counting BAD_INPUT rows), for tests and statistics.
     evaluated: AtomicU64,
     /// Say on stderr which device the model runs on when its first session opens (once per process).
@@ -71,6 +77,11 @@ impl Model {
         };
         let label_mean = std::array::from_fn(|i| manifest.labels[i].mean);
         let label_std = std::array::from_fn(|i| manifest.labels[i].std);
+        let cn = manifest.cn.as_ref().map(|cn| CnPlane::new(cn, &manifest.labels, &target.dim));
+        let marginal = std::array::from_fn(|i| {
+            let axis = manifest.marginal.as_ref()?.get(LABELS[i])?;
+            Some(Marginal::new(axis, &manifest.labels[i], &weights))
+        });
         Self {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             onnx_path: dir.join(&manifest.onnx.file),
@@ -81,6 +92,8 @@ impl Model {
             eval_points,
             label_mean,
             label_std,
+            cn,
+            marginal,
             evaluated: AtomicU64::new(0),
             announce: AtomicBool::new(false),
         }
@@ -105,7 +118,18 @@ impl Model {
     /// True if any label lies outside the training range (OUT_OF_RANGE). Method v2 tests the labels moved onto the
     /// training release (a draw plan's center).
     pub fn out_of_range(&self, labels: &[f64; 5]) -> bool {
-        labels.iter().zip(&self.manifest.labels).any(|(v, d)| *v < d.train_min || *v > d.train_max)
+        self.out_of_range_except(labels, None)
+    }
+
+    /// [`Model::out_of_range`] over the labels but `missing` (a star whose missing label is integrated out).
+    pub fn out_of_range_except(&self, labels: &[f64; 5], missing: Option<usize>) -> bool {
+        let mut known = labels.iter().zip(&self.manifest.labels).enumerate().filter(|(i, _)| Some(*i) != missing);
+        known.any(|(_, (v, d))| *v < d.train_min || *v > d.train_max)
+    }
+
+    /// Label `i`'s value in the flow's standardized units.
+    pub fn standardize(&self, i: usize, value: f64) -> f32 {
+        ((value - self.label_mean[i]) / self.label_std[i]) as f32
     }
 
     /// How this model's method turns a usable star into label rows (reference.py `Model.draw_plan`): `draws`

@@ -11,15 +11,17 @@ pub mod bits {
     pub const OUT_OF_RANGE: i64 = 8;
     pub const MULTIMODAL: i64 = 16;
     pub const CN_ATYPICAL: i64 = 32;
+    pub const LABEL_MARGINALISED: i64 = 64;
 
     /// Names in bit order, as `starflow_flag_names` reports them.
-    pub const NAMES: [(i64, &str); 6] = [
+    pub const NAMES: [(i64, &str); 7] = [
         (LOW_DENSITY, "LOW_DENSITY"),
         (GRID_EDGE, "GRID_EDGE"),
         (BAD_INPUT, "BAD_INPUT"),
         (OUT_OF_RANGE, "OUT_OF_RANGE"),
         (MULTIMODAL, "MULTIMODAL"),
         (CN_ATYPICAL, "CN_ATYPICAL"),
+        (LABEL_MARGINALISED, "LABEL_MARGINALISED"),
     ];
 }
 
@@ -73,12 +75,26 @@ pub struct Estimate {
     pub training_density: Option<f64>,
     pub bitmask: i64,
     pub posterior: Option<Vec<f64>>,
+    /// Method v2: the level of the measured (C, N) in the star's C-N plane (CN_ATYPICAL above the model's threshold);
+    /// absent when the plane is not computed (paper's method, `starflow.cn_flag = false`, a missing label) or empty.
+    pub cn_level: Option<f64>,
 }
 
 impl Estimate {
     /// No estimate: only the density (if any) and the bits.
     fn none(training_density: Option<f64>, bitmask: i64) -> Self {
-        Self { value: None, e_p: None, e_n: None, median: None, p16: None, p84: None, training_density, bitmask, posterior: None }
+        Self {
+            value: None,
+            e_p: None,
+            e_n: None,
+            median: None,
+            p16: None,
+            p84: None,
+            training_density,
+            bitmask,
+            posterior: None,
+            cn_level: None,
+        }
     }
 
     pub fn bad_input() -> Self {
@@ -154,6 +170,7 @@ pub fn summarize(w: &GridWeights, p: &[f64], keep_posterior: bool) -> Estimate {
         training_density,
         bitmask,
         posterior: keep_posterior.then_some(post),
+        cn_level: None,
     }
 }
 

@@ -15,12 +15,16 @@
 //!   proportional to sum_d N(z_d, t) (computed here independently), and tends to N(mu + 0.8 z / (1 + s^2),
 //!   sqrt(1 - 0.64 / (1 + s^2))) as the draws grow (the paper's weighting would stay centred on mu + 0.8 z);
 //! - its releases: dr17 (nothing), dr19 (300 K = one sigma of systematics in Teff), dr14 (half-sigma offsets in every
-//!   label, Teff errors scaled by 2); sigma_train = (50 K, 0.05, 0.02, 0.01, 0.01).
+//!   label, Teff errors scaled by 2); sigma_train = (50 K, 0.05, 0.02, 0.01, 0.01);
+//! - [C/Fe] and [N/Fe] are independent of everything: a star's C-N plane is the product of their standard normals on the
+//!   grid (the sum over the target is the same for every cell), so its posterior and level are known exactly; a star
+//!   missing log g, [C/Fe] or [N/Fe] has the posterior of the star with it, and the density of its four other labels
+//!   S (2 pi)^(-5/2) exp(-|z|^2 / 2) x (the sum of N(u) du over the missing label's axis, ~ sqrt(2 pi)).
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use starflow_udfs::inference::{Options, StarInput, estimate_batch, estimate_with_draws};
+use starflow_udfs::inference::{Options, StarInput, estimate_batch, estimate_with_draws, plane_batch};
 use starflow_udfs::model::Model;
 use starflow_udfs::posterior::{Estimate, bits};
 use starflow_udfs::registry::InferencePool;
@@ -36,8 +40,11 @@ fn model() -> Arc<Model> {
 }
 
 fn options(draws: usize, seed: u64, chunk_rows: usize, label_release: &str) -> Options {
-    Options { draws, seed, chunk_rows, label_release: label_release.to_string() }
+    Options { draws, seed, chunk_rows, label_release: label_release.to_string(), cn_flag: true }
 }
+
+/// A star the engine cannot use: every value null.
+const NULL_STAR: StarInput = ([f64::NAN; 5], [f64::NAN; 5]);
 
 const MEANS: [f64; 5] = [4700.0, 2.5, 0.0, 0.0, 0.2];
 const STDS: [f64; 5] = [300.0, 0.5, 0.2, 0.1, 0.1];
@@ -56,7 +63,7 @@ fn posterior_maximum_bounds_and_density_match_the_closed_form() {
     let (model, pool) = (model(), InferencePool::new(2));
     let mu = MU;
     let errors: [f64; 5] = std::array::from_fn(|i| 0.01 * STDS[i]);
-    let est = estimate_batch(&model, &[Some((MEANS, errors))], &options(50, 1, 4096, ""), true, &pool).unwrap().remove(0);
+    let est = estimate_batch(&model, &[(MEANS, errors)], &options(50, 1, 4096, ""), true, &pool).unwrap().remove(0);
 
     let grid = &model.weights.grid;
     let gauss: Vec<f64> = grid.iter().map(|t| (-0.5 * (t - mu).powi(2)).exp()).collect();
@@ -100,7 +107,7 @@ fn far_stars_are_flagged_and_bad_inputs_give_nulls() {
     bad_error[2] = 0.0;
     let mut nan_label = MEANS;
     nan_label[3] = f64::NAN;
-    let stars = [Some((far, small)), None, Some((MEANS, bad_error)), Some((nan_label, small)), Some((MEANS, small))];
+    let stars = [(far, small), NULL_STAR, (MEANS, bad_error), (nan_label, small), (MEANS, small)];
     let est = estimate_batch(&model, &stars, &options, false, &pool).unwrap();
     assert_eq!(est[0].bitmask, bits::OUT_OF_RANGE | bits::LOW_DENSITY);
     assert_eq!(est[0].value, Some(model.weights.grid[100]), "the posterior itself does not depend on the labels");
@@ -121,7 +128,7 @@ fn results_do_not_depend_on_chunking_batch_composition_or_threads() {
         .map(|i| {
             let x: [f64; 5] = std::array::from_fn(|j| MEANS[j] + (i as f64 - 4.0) * 0.3 * STDS[j]);
             let e = if i % 3 == 0 { SIGMA_TRAIN } else { STDS.map(|s| 0.5 * s) };
-            Some((x, e))
+            (x, e)
         })
         .collect();
     for model in [model(), load("age_v2")] {
@@ -152,12 +159,12 @@ fn normal_on_grid(grid: &[f64], mean: f64, sd: f64) -> Vec<f64> {
     p.into_iter().map(|v| v / total).collect()
 }
 
-/// A one-row star's estimate against N(mean, 0.6) and the density at standardized labels with |z|^2 = `z2`: the
+/// A one-row star's estimate against N(mean, 0.6) and its density `density`: the
 /// posterior within the float32 rounding of log-densities of magnitude < 25 (~2e-6 relative, allowed 1e-5); median and
 /// percentiles half a grid step below the continuous ones (the CDF at grid point j holds the mass of point j, i.e. the
 /// continuous CDF half a step further: rule 6's convention), up to the linear interpolation between grid points
 /// (h^2/8 x |F''| / F' <= 7e-4 Gyr at 1 sigma for h = 0.056, sigma = 0.6; allowed 2e-3).
-fn assert_one_row_posterior(e: &Estimate, grid: &[f64], mean: f64, z2: f64) {
+fn assert_one_row_posterior(e: &Estimate, grid: &[f64], mean: f64, density: f64) {
     let sd = (1.0 - RHO * RHO).sqrt();
     let expected = normal_on_grid(grid, mean, sd);
     for (g, (p, q)) in e.posterior.as_ref().unwrap().iter().zip(&expected).enumerate() {
@@ -168,8 +175,12 @@ fn assert_one_row_posterior(e: &Estimate, grid: &[f64], mean: f64, z2: f64) {
     for (got, want) in [(e.median, mean), (e.p16, mean - sd), (e.p84, mean + sd)] {
         assert!((got.unwrap() - (want - 0.5 * STEP)).abs() < 2e-3, "{got:?} vs {want} - half a step");
     }
-    let density = peak_density() * (-0.5 * z2).exp();
     assert!((e.training_density.unwrap() / density - 1.0).abs() < 1e-5, "density {:?} vs {density}", e.training_density);
+}
+
+/// The density of a star of one row at standardized labels with |z|^2 = `z2`.
+fn density_at(z2: f64) -> f64 {
+    peak_density() * (-0.5 * z2).exp()
 }
 
 #[test]
@@ -179,13 +190,14 @@ fn v2_a_star_within_the_training_noise_is_one_flow_pass_at_its_labels() {
     let mut x = MEANS;
     x[0] += 1.25 * STDS[0];
     let below: [f64; 5] = std::array::from_fn(|i| 0.5 * SIGMA_TRAIN[i]);
-    let stars = [Some((x, SIGMA_TRAIN)), Some((x, below))];
+    let stars = [(x, SIGMA_TRAIN), (x, below)];
     let before = model.stars_evaluated();
-    let est = estimate_batch(&model, &stars, &options(50, 1, 4096, "dr17"), true, &pool).unwrap();
+    let opts = Options { cn_flag: false, ..options(50, 1, 4096, "dr17") };
+    let est = estimate_batch(&model, &stars, &opts, true, &pool).unwrap();
     assert_eq!(model.stars_evaluated() - before, 2);
     assert_eq!(est[0], est[1], "every error at or below the training noise gives the same single row");
     assert_eq!(est[0], estimate_with_draws(&model, &x, true).unwrap(), "the one row is the labels themselves");
-    assert_one_row_posterior(&est[0], &model.weights.grid, MU + RHO * 1.25, 1.25 * 1.25);
+    assert_one_row_posterior(&est[0], &model.weights.grid, MU + RHO * 1.25, density_at(1.25 * 1.25));
     assert_eq!(est[0].bitmask, 0);
 }
 
@@ -197,17 +209,17 @@ fn v2_release_offsets_move_the_labels_before_the_flow_and_the_range_check() {
     // 20 K are 40 K after dr14's scale of 2: below the training noise, so one row.
     let x: [f64; 5] = std::array::from_fn(|i| MEANS[i] + 0.5 * STDS[i]);
     let e = [20.0, 0.05, 0.02, 0.01, 0.01];
-    let est = estimate_batch(&model, &[Some((x, e))], &options(50, 1, 4096, "dr14"), true, &pool).unwrap().remove(0);
-    assert_one_row_posterior(&est, &model.weights.grid, MU, 0.0);
+    let est = estimate_batch(&model, &[(x, e)], &options(50, 1, 4096, "dr14"), true, &pool).unwrap().remove(0);
+    assert_one_row_posterior(&est, &model.weights.grid, MU, density_at(0.0));
     assert_eq!(est.value, Some(model.weights.grid[100]));
     // The same labels read as dr17 are half a sigma high everywhere: |z|^2 = 5/4 and the age follows Teff.
-    let est17 = estimate_batch(&model, &[Some((x, e))], &options(50, 1, 4096, "dr17"), true, &pool).unwrap().remove(0);
-    assert_one_row_posterior(&est17, &model.weights.grid, MU + RHO * 0.5, 1.25);
+    let est17 = estimate_batch(&model, &[(x, e)], &options(50, 1, 4096, "dr17"), true, &pool).unwrap().remove(0);
+    assert_one_row_posterior(&est17, &model.weights.grid, MU + RHO * 0.5, density_at(1.25));
     // OUT_OF_RANGE looks at the moved labels: Teff 5600 K is above train_max (5500 K) as dr17, 5450 K as dr14.
     let mut hot = MEANS;
     hot[0] = 5600.0;
     let flags = |release| {
-        estimate_batch(&model, &[Some((hot, SIGMA_TRAIN))], &options(50, 1, 4096, release), false, &pool).unwrap()[0].bitmask
+        estimate_batch(&model, &[(hot, SIGMA_TRAIN)], &options(50, 1, 4096, release), false, &pool).unwrap()[0].bitmask
     };
     assert_eq!(flags("dr17") & bits::OUT_OF_RANGE, bits::OUT_OF_RANGE);
     assert_eq!(flags("dr14") & bits::OUT_OF_RANGE, 0);
@@ -254,8 +266,8 @@ fn v2_excess_draws_approach_the_joint_posterior_of_a_noisy_teff() {
     let (model, pool) = (load("age_v2"), InferencePool::new(2));
     let mut x = MEANS;
     x[0] += 1.5 * STDS[0];
-    let star = Some((x, SIGMA_TRAIN));
-    let est = estimate_batch(&model, &[star], &options(4000, 3, 1_000_000, ""), true, &pool).unwrap().remove(0);
+    let opts = Options { cn_flag: false, ..options(4000, 3, 1_000_000, "") };
+    let est = estimate_batch(&model, &[(x, SIGMA_TRAIN)], &opts, true, &pool).unwrap().remove(0);
     let planner = model.draw_planner("dr19", 4000).unwrap();
     let plan = planner(&x, &SIGMA_TRAIN);
     assert_eq!((plan.sigma, plan.draws), ([300.0, 0.0, 0.0, 0.0, 0.0], 4000), "the default release is dr19");
@@ -272,9 +284,131 @@ fn v2_excess_draws_approach_the_joint_posterior_of_a_noisy_teff() {
 #[test]
 fn an_unknown_release_is_an_error_naming_the_models_releases_and_the_paper_method_ignores_it() {
     let pool = InferencePool::new(1);
-    let star = [Some((MEANS, SIGMA_TRAIN))];
+    let star = [(MEANS, SIGMA_TRAIN)];
     let err = estimate_batch(&load("age_v2"), &star, &options(5, 1, 100, "dr99"), false, &pool).unwrap_err();
     assert_eq!(err, "model 'age_v2': unknown label release 'dr99' (this model knows dr14, dr17, dr19)");
     let paper = estimate_batch(&model(), &star, &options(5, 1, 100, "dr99"), false, &pool).unwrap();
     assert_eq!(paper, estimate_batch(&model(), &star, &options(5, 1, 100, ""), false, &pool).unwrap());
+}
+
+/// The standardized [C/Fe] and [N/Fe] of age_v2's plane axes and the plane's posterior and level for a star at
+/// standardized (zc, zn), from the closed form: cell densities proportional to exp(-(zc_k^2 + zn_l^2) / 2).
+fn closed_form_plane(model: &Model, zc: f64, zn: f64) -> (Vec<f64>, f64) {
+    let cn = model.cn.as_ref().unwrap();
+    let density = |c: f64, n: f64| (-0.5 * (c * c + n * n)).exp();
+    let cells: Vec<f64> = cn
+        .c
+        .iter()
+        .flat_map(|c| cn.n.iter().map(move |n| ((c - MEANS[3]) / STDS[3], (n - MEANS[4]) / STDS[4])))
+        .map(|(c, n)| density(c, n))
+        .collect();
+    let total: f64 = cells.iter().sum();
+    let measured = density(zc, zn);
+    let level = cells.iter().filter(|&&m| m > measured).sum::<f64>() / total;
+    (cells.iter().map(|m| m / total).collect(), level)
+}
+
+/// Rule 11 on the closed-form model: the plane of independent [C/Fe] and [N/Fe] is the product of their normals on the
+/// grid (float32 log-densities of magnitude < 25: ~2e-6 relative, allowed 1e-5), the level the probability of the
+/// denser cells; CN_ATYPICAL above the threshold (0.975) in the estimate, never with the flag off. The measured points
+/// are chosen away from any cell's density (no cell within 1% of it), so the level is exact to rounding.
+#[test]
+fn v2_cn_plane_and_level_match_the_closed_form() {
+    let (model, pool) = (load("age_v2"), InferencePool::new(2));
+    let cn = model.cn.as_ref().unwrap();
+    assert_eq!((cn.c.len(), cn.n.len(), cn.target.len(), cn.threshold), (20, 20, 10, 0.975));
+    // (zc, zn): typical (level 0.13), 2.2 sigma out (0.89), 3.2 sigma out (0.995: flagged).
+    let cases = [(0.3, -0.4), (2.0, -0.9), (-2.6, 1.8)];
+    let stars: Vec<StarInput> = cases
+        .iter()
+        .map(|&(zc, zn)| {
+            let mut x = MEANS;
+            (x[3], x[4]) = (MEANS[3] + zc * STDS[3], MEANS[4] + zn * STDS[4]);
+            (x, SIGMA_TRAIN)
+        })
+        .collect();
+    let opts = options(50, 1, 4096, "dr17");
+    let planes = plane_batch(&model, &stars, &opts, &pool).unwrap();
+    let estimates = estimate_batch(&model, &stars, &opts, false, &pool).unwrap();
+    let off = estimate_batch(&model, &stars, &Options { cn_flag: false, ..opts.clone() }, false, &pool).unwrap();
+    for (((&(zc, zn), plane), est), off) in cases.iter().zip(&planes).zip(&estimates).zip(&off) {
+        let plane = plane.as_ref().unwrap();
+        let (expected, level) = closed_form_plane(&model, zc, zn);
+        for (k, (p, q)) in plane.posterior.as_ref().unwrap().iter().zip(&expected).enumerate() {
+            assert!((p - q).abs() <= 1e-5 * q + 1e-15, "({zc}, {zn}) cell {k}: {p} vs {q}");
+        }
+        let measured = plane.measured.unwrap();
+        assert!(expected.iter().all(|q| (q / measured - 1.0).abs() > 0.01), "({zc}, {zn}): a cell as dense as the point");
+        assert!((plane.level.unwrap() - level).abs() < 1e-5, "({zc}, {zn}): level {:?} vs {level}", plane.level);
+        assert_eq!(est.cn_level, plane.level, "the estimate's level is the plane's");
+        assert_eq!(est.bitmask & bits::CN_ATYPICAL != 0, level > 0.975, "({zc}, {zn}): level {level}");
+        assert_eq!((off.cn_level, off.bitmask & bits::CN_ATYPICAL), (None, 0), "the flag off: no level, no bit");
+        assert_eq!(Estimate { cn_level: None, bitmask: est.bitmask & !bits::CN_ATYPICAL, ..est.clone() }, *off);
+    }
+    assert_eq!(estimates.iter().map(|e| e.bitmask & bits::CN_ATYPICAL).collect::<Vec<_>>(), [0, 0, bits::CN_ATYPICAL]);
+    // The plane is the star's on the training scale: dr14 moves [C/Fe] and [N/Fe] by +0.05 (half a sigma).
+    let mut x = stars[1].0;
+    (x[3], x[4]) = (x[3] + 0.05, x[4] + 0.05);
+    let dr14 = plane_batch(&model, &[(x, stars[1].1)], &Options { label_release: "dr14".into(), ..opts.clone() }, &pool).unwrap();
+    let (dr14, dr17) = (dr14[0].as_ref().unwrap(), planes[1].as_ref().unwrap());
+    assert!((dr14.level.unwrap() - dr17.level.unwrap()).abs() < 1e-6, "{dr14:?} vs {dr17:?}");
+    // No plane for bad input or a missing label; the paper's model has none at all.
+    let mut missing = stars[0];
+    missing.0[1] = f64::NAN;
+    assert_eq!(plane_batch(&model, &[NULL_STAR, missing], &opts, &pool).unwrap(), [None, None]);
+    let err = plane_batch(&self::model(), &stars, &opts, &pool).unwrap_err();
+    assert_eq!(err, "model 'age' has no C-N plane (only method v2 models with a `cn` manifest section)");
+}
+
+/// Rule 12 on the closed-form model: log g, [C/Fe] and [N/Fe] are independent of the age, so a star missing one has
+/// the posterior of the full star (N(mu + 0.8 z_teff, 0.6)); its density is the four labels' exactly as the sum over
+/// the missing label's axis says; LABEL_MARGINALISED, no C-N level, OUT_OF_RANGE over the known labels only, and
+/// LOW_DENSITY against the four-label threshold. Anything else missing is BAD_INPUT, as under the paper's method.
+#[test]
+fn v2_a_missing_label_is_integrated_out_over_its_axis() {
+    let (model, pool) = (load("age_v2"), InferencePool::new(2));
+    let opts = options(50, 1, 4096, "dr17");
+    let mut x = MEANS;
+    x[0] += 1.25 * STDS[0];
+    x[2] += 0.5 * STDS[2];
+    for (label, name) in [(1, "logg"), (3, "c_fe"), (4, "n_fe")] {
+        let mut star = (x, SIGMA_TRAIN);
+        star.0[label] = f64::NAN;
+        // The missing label's error is ignored, whatever it holds.
+        let mut any_error = star;
+        any_error.1[label] = -1.0;
+        let est = estimate_batch(&model, &[star, any_error], &opts, true, &pool).unwrap();
+        assert_eq!(est[0], est[1], "{name}: its error is ignored");
+        let e = &est[0];
+        assert_eq!((e.bitmask, e.cn_level), (bits::LABEL_MARGINALISED, None), "{name}");
+        let axis = &model.marginal[label].as_ref().unwrap().values;
+        let du = (axis[1] - axis[0]) / STDS[label];
+        let label_sum: f64 = axis.iter().map(|u| (-0.5 * ((u - MEANS[label]) / STDS[label]).powi(2)).exp() * du).sum();
+        assert!((label_sum / (2.0 * std::f64::consts::PI).sqrt() - 1.0).abs() < 2e-4, "{name}: the axis holds the normal");
+        assert_one_row_posterior(e, &model.weights.grid, MU + RHO * 1.25, density_at(1.25 * 1.25 + 0.25) * label_sum);
+    }
+    // OUT_OF_RANGE looks at the known labels only; a missing label's star far away is LOW_DENSITY against 1e6.
+    let mut far = x;
+    (far[1], far[3]) = (f64::NAN, 0.7);
+    let est = estimate_batch(&model, &[(far, SIGMA_TRAIN)], &opts, false, &pool).unwrap().remove(0);
+    assert_eq!(est.bitmask, bits::LABEL_MARGINALISED | bits::OUT_OF_RANGE | bits::LOW_DENSITY, "{est:?}");
+    let mut low_logg = x;
+    (low_logg[1], low_logg[4]) = (0.0, f64::NAN); // log g below train_min (0.5), [N/Fe] missing
+    let est = estimate_batch(&model, &[(low_logg, SIGMA_TRAIN)], &opts, false, &pool).unwrap().remove(0);
+    assert_eq!(est.bitmask & bits::OUT_OF_RANGE, bits::OUT_OF_RANGE, "a known label out of range");
+    // BAD_INPUT: two missing labels, a missing Teff or [Fe/H], a bad error of a known label, and any missing label
+    // under the paper's method.
+    let missing = |labels: &[usize]| {
+        let mut star = (x, SIGMA_TRAIN);
+        labels.iter().for_each(|&i| star.0[i] = f64::NAN);
+        star
+    };
+    let mut bad_error = missing(&[3]);
+    bad_error.1[0] = 0.0;
+    let bad = [missing(&[1, 3]), missing(&[0]), missing(&[2]), bad_error];
+    for e in estimate_batch(&model, &bad, &opts, false, &pool).unwrap() {
+        assert_eq!(e, Estimate::bad_input());
+    }
+    let paper = estimate_batch(&self::model(), &[missing(&[3])], &opts, false, &pool).unwrap();
+    assert_eq!(paper, [Estimate::bad_input()]);
 }

@@ -4,7 +4,11 @@
 //! - unusable input (a null, NaN or infinite label or error, or an error <= 0): null numbers and bitmask 4, nothing else;
 //! - usable input: a value on the grid with finite e_p >= 0 >= e_n inside the grid, a posterior of non-negative values
 //!   summing to 1 whose maximum is the value, and exactly the flags its numbers call for; or, when no draw has a usable
-//!   density (far from the training data), null numbers flagged LOW_DENSITY.
+//!   density (far from the training data), null numbers flagged LOW_DENSITY. Under a model with a C-N plane (and
+//!   `starflow.cn_flag` on) a C-N level in [0, 1] and CN_ATYPICAL exactly where it exceeds the threshold;
+//! - one of log g, [C/Fe], [N/Fe] missing (null, NaN or infinite) under a model that integrates it out, the rest usable:
+//!   the same, flagged LABEL_MARGINALISED, with the four-label density threshold, OUT_OF_RANGE over the known labels and
+//!   no C-N level.
 //!
 //! Run on the closed-form models (tests/data/gaussian, the paper's method, and tests/data/gaussian_v2, method v2 under
 //! any of its releases; linear age grid) and the bundled mass models of both methods (trained flows on a log10 grid),
@@ -64,12 +68,17 @@ fn error(std: f64) -> impl Strategy<Value = f64> {
     prop_oneof![6 => (1e-4..3.0f64).prop_map(move |f| f * std), 1 => special()]
 }
 
-/// A star for `model`: null (some input missing), or ten values of which any may be special.
+/// A star for `model`: all null, ten values of which any may be special, or those with one of the labels a v2 model
+/// can integrate out missing.
 fn star(model: &Model) -> impl Strategy<Value = StarInput> + use<> {
     let labels: Vec<_> = model.manifest.labels.iter().map(|d| label(d.mean, d.std)).collect();
     let errors: Vec<_> = model.manifest.labels.iter().map(|d| error(d.std)).collect();
-    let values = (labels, errors).prop_map(|(x, e)| Some((to5(x), to5(e))));
-    prop_oneof![1 => Just(None), 8 => values]
+    let values = (labels, errors).prop_map(|(x, e)| (to5(x), to5(e))).boxed();
+    let missing = (values.clone(), prop::sample::select(vec![1usize, 3, 4])).prop_map(|((mut x, e), i)| {
+        x[i] = f64::NAN;
+        (x, e)
+    });
+    prop_oneof![1 => Just(([f64::NAN; 5], [f64::NAN; 5])), 8 => values, 2 => missing]
 }
 
 fn to5(v: Vec<f64>) -> [f64; 5] {
@@ -80,13 +89,20 @@ fn to5(v: Vec<f64>) -> [f64; 5] {
 fn options(model: &Model) -> impl Strategy<Value = Options> + use<> {
     let mut releases = vec![String::new()];
     releases.extend(model.manifest.inference.iter().flat_map(|i| i.releases.keys().cloned()));
-    (1..12usize, any::<u64>(), 1..40_000usize, prop::sample::select(releases))
-        .prop_map(|(draws, seed, chunk_rows, label_release)| Options { draws, seed, chunk_rows, label_release })
+    (1..12usize, any::<u64>(), 1..40_000usize, prop::sample::select(releases), any::<bool>())
+        .prop_map(|(draws, seed, chunk_rows, label_release, cn_flag)| Options { draws, seed, chunk_rows, label_release, cn_flag })
 }
 
-fn usable(star: &StarInput) -> Option<[f64; 5]> {
-    let (x, e) = star.as_ref()?;
-    (x.iter().chain(e).all(|v| v.is_finite()) && e.iter().all(|v| *v > 0.0)).then_some(*x)
+fn usable(x: &[f64], e: &[f64]) -> bool {
+    x.iter().chain(e).all(|v| v.is_finite()) && e.iter().all(|v| *v > 0.0)
+}
+
+/// The label a star misses and `model` integrates out, if the rest is usable (docs/METHOD.md sec. 10).
+fn missing_label(model: &Model, (x, e): &StarInput) -> Option<usize> {
+    let missing: Vec<usize> = (0..5).filter(|&i| !x[i].is_finite()).collect();
+    let &[i] = missing.as_slice() else { return None };
+    let known = |v: &[f64; 5]| (0..5).filter(|&k| k != i).map(|k| v[k]).collect::<Vec<_>>();
+    (model.marginal[i].is_some() && usable(&known(x), &known(e))).then_some(i)
 }
 
 /// The numbers of one estimate, as the module docs state them.
@@ -130,21 +146,37 @@ fn check_numbers(w: &GridWeights, e: &Estimate, keep_posterior: bool) -> Result<
 }
 
 fn check_star(model: &Model, opts: &Options, star: &StarInput, e: &Estimate, keep_posterior: bool) -> Result<(), TestCaseError> {
-    let Some(x) = usable(star) else {
+    let x = star.0;
+    let missing = missing_label(model, star);
+    if !usable(&star.0, &star.1) && missing.is_none() {
         prop_assert_eq!(e, &Estimate::bad_input());
         return Ok(());
-    };
+    }
+    prop_assert_eq!(e.bitmask & bits::LABEL_MARGINALISED != 0, missing.is_some(), "LABEL_MARGINALISED iff a label is missing");
+    match (&model.cn, missing) {
+        (Some(cn), None) if opts.cn_flag => {
+            // A level for every plane with density (one without is far outside the training data: LOW_DENSITY).
+            prop_assert!(e.cn_level.is_none_or(|l| (0.0..=1.0).contains(&l)), "level {:?}", e.cn_level);
+            prop_assert!(e.cn_level.is_some() || e.bitmask & bits::LOW_DENSITY != 0, "no level: {:?}", e);
+            let atypical = e.cn_level.is_some_and(|l| l > cn.threshold);
+            prop_assert_eq!(e.bitmask & bits::CN_ATYPICAL != 0, atypical, "CN_ATYPICAL iff the level exceeds the threshold");
+        }
+        _ => prop_assert_eq!((e.cn_level, e.bitmask & bits::CN_ATYPICAL), (None, 0), "no plane, no level"),
+    }
     // Method v2 moves the labels by the release's offsets first; the paper's method takes them as they are.
     let offset = match &model.manifest.inference {
         Some(inference) => inference.release(&opts.label_release).map(|(_, r)| r.offset).unwrap_or_default(),
         None => [0.0; 5],
     };
-    let outside = (0..5).any(|i| {
+    let outside = (0..5).filter(|&i| Some(i) != missing).any(|i| {
         let (v, d) = (x[i] - offset[i], &model.manifest.labels[i]);
         v < d.train_min || v > d.train_max
     });
-    prop_assert_eq!(e.bitmask & bits::OUT_OF_RANGE != 0, outside, "OUT_OF_RANGE iff a label is outside training");
-    check_numbers(&model.weights, e, keep_posterior)
+    prop_assert_eq!(e.bitmask & bits::OUT_OF_RANGE != 0, outside, "OUT_OF_RANGE iff a known label is outside training");
+    // A missing label's star has the four-label density threshold.
+    let weights = missing.and_then(|i| model.marginal[i].as_ref()).map_or(&model.weights, |m| &m.weights);
+    let rest = Estimate { bitmask: e.bitmask & !(bits::CN_ATYPICAL | bits::LABEL_MARGINALISED), ..e.clone() };
+    check_numbers(weights, &rest, keep_posterior)
 }
 
 /// Every star of a random batch gets its outcome, in order, and the same one in the reversed batch.

@@ -3,6 +3,8 @@
 
 pub mod starflow_age;
 pub mod starflow_age_posterior;
+pub mod starflow_cn_grid;
+pub mod starflow_cn_posterior;
 pub mod starflow_density;
 pub mod starflow_estimate;
 pub mod starflow_flag_names;
@@ -14,7 +16,7 @@ mod star_function;
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray};
 use datafusion::arrow::datatypes::{DataType, Float64Type};
 use datafusion::common::{DataFusionError, Result, ScalarValue, exec_err, plan_err};
 use datafusion::logical_expr::{ColumnarValue, ScalarUDF};
@@ -23,14 +25,14 @@ use crate::inference::StarInput;
 use crate::model::Model;
 use crate::registry::ModelRegistry;
 
-pub(crate) use star_function::{StarFunction, StarOutput, list_of_f64, star_udf};
+pub(crate) use star_function::{StarFunction, StarOutput, list_of_f64, lists, star_udf};
 
 /// The ten star arguments, in order.
 pub const STAR_ARGS: [&str; 10] = ["teff", "e_teff", "logg", "e_logg", "fe_h", "e_fe_h", "c_fe", "e_c_fe", "n_fe", "e_n_fe"];
 
 /// Functions that evaluate a flow per row (thousands of evaluations per star): optimizer rules must not move them to
 /// where they would see more rows.
-pub const FLOW_FUNCTIONS: [&str; 7] = [
+pub const FLOW_FUNCTIONS: [&str; 8] = [
     "starflow_age",
     "starflow_estimate",
     "starflow_mass",
@@ -38,10 +40,30 @@ pub const FLOW_FUNCTIONS: [&str; 7] = [
     "starflow_mass_posterior",
     "starflow_density",
     "starflow_flags",
+    "starflow_cn_posterior",
 ];
 
 pub fn evaluates_flow(name: &str) -> bool {
     FLOW_FUNCTIONS.contains(&name)
+}
+
+/// The models a function is bound to. Functions are equal (DataFusion's `ScalarUDFImpl` needs `PartialEq + Eq + Hash`)
+/// when bound to the same registry.
+#[derive(Debug, Clone)]
+pub(crate) struct Registry(pub Arc<ModelRegistry>);
+
+impl PartialEq for Registry {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Registry {}
+
+impl std::hash::Hash for Registry {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        Arc::as_ptr(&self.0).hash(state);
+    }
 }
 
 /// Every StarFlow function, bound to the models of `registry`.
@@ -55,6 +77,8 @@ pub fn all_functions(registry: &Arc<ModelRegistry>) -> Vec<ScalarUDF> {
         ScalarUDF::new_from_impl(starflow_density::StarflowDensity::new(registry)),
         ScalarUDF::new_from_impl(starflow_flags::StarflowFlags::new(registry)),
         ScalarUDF::new_from_impl(starflow_grid::StarflowGrid::new(registry)),
+        ScalarUDF::new_from_impl(starflow_cn_posterior::StarflowCnPosterior::new(registry)),
+        ScalarUDF::new_from_impl(starflow_cn_grid::StarflowCnGrid::new(registry)),
         ScalarUDF::new_from_impl(starflow_flag_names::StarflowFlagNames::new()),
     ]
 }
@@ -98,7 +122,7 @@ pub(crate) fn coerce_star_args(function: &str, arg_types: &[DataType], leading: 
     Ok(out)
 }
 
-/// The stars of one batch from the ten Float64 arguments (scalars are broadcast).
+/// The stars of one batch from the ten Float64 arguments (scalars are broadcast), NaN where a value is null.
 pub(crate) fn star_inputs(args: &[ColumnarValue], rows: usize) -> Result<Vec<StarInput>> {
     let arrays = args
         .iter()
@@ -110,13 +134,28 @@ pub(crate) fn star_inputs(args: &[ColumnarValue], rows: usize) -> Result<Vec<Sta
         .collect::<Result<_>>()?;
     Ok((0..rows)
         .map(|r| {
-            if columns.iter().any(|c| c.is_null(r)) {
-                return None;
-            }
-            let v = |k: usize| columns[k].value(r);
-            Some(([v(0), v(2), v(4), v(6), v(8)], [v(1), v(3), v(5), v(7), v(9)]))
+            let v = |k: usize| if columns[k].is_null(r) { f64::NAN } else { columns[k].value(r) };
+            ([v(0), v(2), v(4), v(6), v(8)], [v(1), v(3), v(5), v(7), v(9)])
         })
         .collect())
+}
+
+/// A function of a model name alone (`starflow_grid`, `starflow_cn_grid`): `f` maps the names (None where null) to an
+/// array of a row each; a scalar name gives a scalar.
+pub(crate) fn of_model_names(
+    arg: &ColumnarValue,
+    f: impl FnOnce(&mut dyn Iterator<Item = Option<&str>>) -> Result<ArrayRef>,
+) -> Result<ColumnarValue> {
+    match arg {
+        ColumnarValue::Scalar(name) => {
+            let row = f(&mut std::iter::once(name.try_as_str().flatten()))?;
+            Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&row, 0)?))
+        }
+        ColumnarValue::Array(names) => {
+            let names = datafusion::arrow::compute::cast(names, &DataType::Utf8)?;
+            Ok(ColumnarValue::Array(f(&mut names.as_string::<i32>().iter())?))
+        }
+    }
 }
 
 /// A model named by a literal string argument (`starflow_density('age', ...)`).

@@ -1,7 +1,6 @@
 //! What the model-backed functions share: argument coercion, model lookup, evaluation, output arrays. Each public
 //! function is a thin documented struct over a [`StarFunction`] (see the `star_udf!` macro).
 
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, Float64Array, Float64Builder, Int64Array, ListBuilder, StructArray};
@@ -11,9 +10,11 @@ use datafusion::logical_expr::{
     ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, Signature, TypeSignature, Volatility,
 };
 
-use super::{coerce_star_args, model_from_arg, star_inputs};
+use super::{Registry, coerce_star_args, model_from_arg, star_inputs};
 use crate::config::StarflowConfig;
-use crate::inference::estimate_batch;
+use crate::inference::{estimate_batch, plane_batch};
+use crate::joint::Plane;
+use crate::model::Model;
 use crate::posterior::Estimate;
 use crate::registry::ModelRegistry;
 
@@ -23,38 +24,25 @@ pub(crate) enum StarOutput {
     /// Struct {value, e_p_value, e_n_value, value_median, value_p16, value_p84, training_density, bitmask}, the value
     /// field named e.g. `age`.
     Summary(&'static str),
-    /// Struct {value, e_p, e_n, median, p16, p84, training_density, bitmask, posterior}: everything of one evaluation,
-    /// for any model.
+    /// Struct {value, e_p, e_n, median, p16, p84, training_density, bitmask, posterior, cn_level}: everything of one
+    /// evaluation, for any model.
     Estimate,
     /// The posterior on the model's grid, a list of Float64.
     Posterior,
     Density,
     Flags,
+    /// Struct {level, posterior}: the star's C-N plane (models with one).
+    CnPlane,
 }
 
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq, Hash)]
 pub(crate) struct StarFunction {
     name: &'static str,
     /// The model a function is bound to (`starflow_age`); `None` when the first argument names it.
     model: Option<&'static str>,
     output: StarOutput,
-    registry: Arc<ModelRegistry>,
+    registry: Registry,
     signature: Signature,
-}
-
-impl PartialEq for StarFunction {
-    fn eq(&self, other: &Self) -> bool {
-        (self.name, self.model, self.output) == (other.name, other.model, other.output)
-            && Arc::ptr_eq(&self.registry, &other.registry)
-    }
-}
-
-impl Eq for StarFunction {}
-
-impl Hash for StarFunction {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        (self.name, self.model, self.output).hash(state);
-    }
 }
 
 /// The summary struct's fields: the six numbers (value, e_p, e_n, median, p16, p84 under the given names), the
@@ -65,8 +53,13 @@ fn summary_fields(numbers: [String; 6], posterior: bool) -> Fields {
     fields.push(Field::new("bitmask", DataType::Int64, false));
     if posterior {
         fields.push(Field::new("posterior", list_of_f64(), true));
+        fields.push(Field::new("cn_level", DataType::Float64, true));
     }
     Fields::from(fields)
+}
+
+fn plane_fields() -> Fields {
+    Fields::from(vec![Field::new("level", DataType::Float64, true), Field::new("posterior", list_of_f64(), true)])
 }
 
 impl StarOutput {
@@ -77,6 +70,7 @@ impl StarOutput {
                 Some(summary_fields(names, false))
             }
             Self::Estimate => Some(summary_fields(["value", "e_p", "e_n", "median", "p16", "p84"].map(String::from), true)),
+            Self::CnPlane => Some(plane_fields()),
             Self::Posterior | Self::Density | Self::Flags => None,
         }
     }
@@ -92,7 +86,7 @@ impl StarFunction {
             name,
             model,
             output,
-            registry: Arc::clone(registry),
+            registry: Registry(Arc::clone(registry)),
             // Immutable: the same inputs give the same outputs, which lets the optimizer evaluate a call once.
             signature: Signature::new(TypeSignature::UserDefined, Volatility::Immutable),
         }
@@ -116,7 +110,9 @@ impl StarFunction {
 
     fn data_type(&self) -> DataType {
         match self.output {
-            StarOutput::Summary(_) | StarOutput::Estimate => DataType::Struct(self.output.fields().expect("a struct")),
+            StarOutput::Summary(_) | StarOutput::Estimate | StarOutput::CnPlane => {
+                DataType::Struct(self.output.fields().expect("a struct"))
+            }
             StarOutput::Posterior => list_of_f64(),
             StarOutput::Density => DataType::Float64,
             StarOutput::Flags => DataType::Int64,
@@ -134,21 +130,31 @@ impl StarFunction {
             (None, Some(Some(ScalarValue::Utf8(Some(name))))) => name.clone(),
             (None, _) => return plan_err!("{}: the model name must be a string literal such as 'age'", self.name),
         };
-        self.registry.require(&model).map_err(DataFusionError::Plan)?;
-        let nullable = !matches!(self.output, StarOutput::Summary(_) | StarOutput::Estimate | StarOutput::Flags);
+        let model = self.registry.0.require(&model).map_err(DataFusionError::Plan)?;
+        if self.output == StarOutput::CnPlane {
+            check_plane(self.name, &model).map_err(DataFusionError::Plan)?;
+        }
+        let nullable = !matches!(self.output, StarOutput::Summary(_) | StarOutput::Estimate | StarOutput::Flags | StarOutput::CnPlane);
         Ok(Arc::new(Field::new(self.name, self.data_type(), nullable)))
     }
 
     pub fn invoke(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let (model, star_args) = match self.model {
-            Some(name) => (self.registry.require(name).map_err(DataFusionError::Execution)?, &args.args[..]),
-            None => (model_from_arg(self.name, &self.registry, &args.args[0])?, &args.args[1..]),
+            Some(name) => (self.registry.0.require(name).map_err(DataFusionError::Execution)?, &args.args[..]),
+            None => (model_from_arg(self.name, &self.registry.0, &args.args[0])?, &args.args[1..]),
         };
         let config = args.config_options.extensions.get::<StarflowConfig>().cloned().unwrap_or_default();
-        let options = config.options_for(&model).map_err(DataFusionError::Configuration)?;
+        let mut options = config.options_for(&model).map_err(DataFusionError::Configuration)?;
         let stars = star_inputs(star_args, args.number_rows)?;
+        if self.output == StarOutput::CnPlane {
+            check_plane(self.name, &model).map_err(DataFusionError::Execution)?;
+            let planes = plane_batch(&model, &stars, &options, self.registry.0.pool()).map_err(DataFusionError::Execution)?;
+            return Ok(ColumnarValue::Array(plane_array(&planes)));
+        }
         let keep_posterior = matches!(self.output, StarOutput::Posterior | StarOutput::Estimate);
-        let estimates = estimate_batch(&model, &stars, &options, keep_posterior, self.registry.pool())
+        // Only the bitmask and the level need the C-N plane: the posterior and the density alone do not evaluate it.
+        options.cn_flag &= matches!(self.output, StarOutput::Summary(_) | StarOutput::Estimate | StarOutput::Flags);
+        let estimates = estimate_batch(&model, &stars, &options, keep_posterior, self.registry.0.pool())
             .map_err(DataFusionError::Execution)?;
         Ok(ColumnarValue::Array(self.output_array(&estimates)))
     }
@@ -156,19 +162,7 @@ impl StarFunction {
     fn output_array(&self, estimates: &[Estimate]) -> ArrayRef {
         let column = |f: fn(&Estimate) -> Option<f64>| Arc::new(estimates.iter().map(f).collect::<Float64Array>()) as ArrayRef;
         let bitmask = || Arc::new(estimates.iter().map(|e| e.bitmask).collect::<Int64Array>()) as ArrayRef;
-        let posterior = || {
-            let mut list = ListBuilder::new(Float64Builder::new());
-            for e in estimates {
-                match &e.posterior {
-                    Some(p) => {
-                        list.values().append_slice(p);
-                        list.append(true);
-                    }
-                    None => list.append(false),
-                }
-            }
-            Arc::new(list.finish()) as ArrayRef
-        };
+        let posterior = || lists(estimates.iter().map(|e| e.posterior.as_deref()));
         match self.output {
             StarOutput::Summary(_) | StarOutput::Estimate => {
                 let mut columns = vec![
@@ -183,14 +177,51 @@ impl StarFunction {
                 ];
                 if self.output == StarOutput::Estimate {
                     columns.push(posterior());
+                    columns.push(column(|e| e.cn_level));
                 }
                 Arc::new(StructArray::new(self.output.fields().expect("a struct"), columns, None))
             }
             StarOutput::Posterior => posterior(),
             StarOutput::Density => column(|e| e.training_density),
             StarOutput::Flags => bitmask(),
+            StarOutput::CnPlane => unreachable!("planes are made by plane_array"),
         }
     }
+}
+
+/// A model without a C-N plane cannot answer a plane function: say which models can.
+fn check_plane(function: &str, model: &Model) -> Result<(), String> {
+    match model.cn {
+        Some(_) => Ok(()),
+        None => Err(format!(
+            "{function}: model '{}' (method {}) has no C-N plane: only method v2 models with a `cn` manifest section \
+             (e.g. 'age', 'mass') have one",
+            model.name(),
+            model.manifest.method.as_str()
+        )),
+    }
+}
+
+/// A list column of Float64 lists, null where `None`.
+pub(crate) fn lists<'a>(values: impl Iterator<Item = Option<&'a [f64]>>) -> ArrayRef {
+    let mut list = ListBuilder::new(Float64Builder::new());
+    for v in values {
+        match v {
+            Some(v) => {
+                list.values().append_slice(v);
+                list.append(true);
+            }
+            None => list.append(false),
+        }
+    }
+    Arc::new(list.finish())
+}
+
+/// The struct column of `starflow_cn_posterior`: level and posterior, null for a star without a plane.
+fn plane_array(planes: &[Option<Plane>]) -> ArrayRef {
+    let level = planes.iter().map(|p| p.as_ref().and_then(|p| p.level)).collect::<Float64Array>();
+    let posterior = lists(planes.iter().map(|p| p.as_ref().and_then(|p| p.posterior.as_deref())));
+    Arc::new(StructArray::new(plane_fields(), vec![Arc::new(level), posterior], None))
 }
 
 /// Declares a documented SQL function backed by a [`StarFunction`]: the struct (with the attributes given, e.g.

@@ -9,7 +9,8 @@ star_udf! {
 of the five labels with the target integrated out, averaged over the draws (one evaluation for a method v2 star within \
 the training labels' noise; v2 reads the labels in the release of SET starflow.label_release) and scaled by the number \
 of samples the model saw in training. Values below the model's threshold (its manifest; the 5th percentile of its training stars) set \
-LOW_DENSITY. Null for bad input.",
+LOW_DENSITY. For a star whose missing log g, [C/Fe] or [N/Fe] is integrated out (method v2), the density of its four \
+other labels, with its own threshold. Null for bad input.",
     syntax_example = "starflow_density(model, teff, e_teff, logg, e_logg, fe_h, e_fe_h, c_fe, e_c_fe, n_fe, e_n_fe)",
     sql_example = r#"```sql
 > SELECT starflow_density('age', teff, e_teff, logg, e_logg, fe_h, e_fe_h, c_fe, e_c_fe, n_fe, e_n_fe) FROM stars;

@@ -13,7 +13,8 @@ use crate::posterior::bits::NAMES;
 #[user_doc(
     doc_section(label = "StarFlow Functions"),
     description = "Names of the bits set in a StarFlow BITMASK, in bit order: LOW_DENSITY (1), GRID_EDGE (2), \
-BAD_INPUT (4), OUT_OF_RANGE (8), MULTIMODAL (16), CN_ATYPICAL (32). Unknown bits are named BIT_n. Null for null.",
+BAD_INPUT (4), OUT_OF_RANGE (8), MULTIMODAL (16), CN_ATYPICAL (32), LABEL_MARGINALISED (64). Unknown bits are named \
+BIT_n. Null for null.",
     syntax_example = "starflow_flag_names(bitmask)",
     sql_example = r#"```sql
 > SELECT starflow_flag_names(9);
@@ -97,6 +98,6 @@ mod tests {
         assert_eq!(flag_names(0), Vec::<String>::new());
         assert_eq!(flag_names(9), vec!["LOW_DENSITY", "OUT_OF_RANGE"]);
         assert_eq!(flag_names(4 | 16 | 2), vec!["GRID_EDGE", "BAD_INPUT", "MULTIMODAL"]);
-        assert_eq!(flag_names(32 | 128), vec!["CN_ATYPICAL", "BIT_7"]);
+        assert_eq!(flag_names(32 | 64 | 128), vec!["CN_ATYPICAL", "LABEL_MARGINALISED", "BIT_7"]);
     }
 }

@@ -1,14 +1,13 @@
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float64Builder, ListBuilder};
 use datafusion::arrow::datatypes::DataType;
-use datafusion::common::{DataFusionError, Result, ScalarValue};
+use datafusion::common::{DataFusionError, Result};
 use datafusion::logical_expr::{
     ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
 };
 use datafusion_macros::user_doc;
 
-use super::list_of_f64;
+use super::{Registry, list_of_f64, lists, of_model_names};
 use crate::registry::ModelRegistry;
 
 #[user_doc(
@@ -29,31 +28,19 @@ element i of starflow_grid('age').",
     related_udf(name = "starflow_age_posterior"),
     related_udf(name = "starflow_mass_posterior")
 )]
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq, Hash)]
 pub struct StarflowGrid {
-    registry: Arc<ModelRegistry>,
+    registry: Registry,
     signature: Signature,
-}
-
-impl PartialEq for StarflowGrid {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.registry, &other.registry)
-    }
-}
-impl Eq for StarflowGrid {}
-impl std::hash::Hash for StarflowGrid {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        "starflow_grid".hash(state);
-    }
 }
 
 impl StarflowGrid {
     pub fn new(registry: &Arc<ModelRegistry>) -> Self {
-        Self { registry: Arc::clone(registry), signature: Signature::string(1, Volatility::Immutable) }
+        Self { registry: Registry(Arc::clone(registry)), signature: Signature::string(1, Volatility::Immutable) }
     }
 
     fn grid(&self, name: &str) -> Result<Vec<f64>> {
-        let model = self.registry.require(name).map_err(DataFusionError::Execution)?;
+        let model = self.registry.0.require(name).map_err(DataFusionError::Execution)?;
         Ok(model.weights.grid.clone())
     }
 }
@@ -72,32 +59,10 @@ impl ScalarUDFImpl for StarflowGrid {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        match &args.args[0] {
-            ColumnarValue::Scalar(s) => {
-                let Some(name) = s.try_as_str().flatten() else {
-                    return Ok(ColumnarValue::Scalar(ScalarValue::try_from(list_of_f64())?));
-                };
-                let grid = self.grid(name)?;
-                Ok(ColumnarValue::Scalar(ScalarValue::List(ScalarValue::new_list_nullable(
-                    &grid.into_iter().map(|v| ScalarValue::Float64(Some(v))).collect::<Vec<_>>(),
-                    &DataType::Float64,
-                ))))
-            }
-            ColumnarValue::Array(names) => {
-                let names = datafusion::arrow::compute::cast(names, &DataType::Utf8)?;
-                let names = names.as_string::<i32>();
-                let mut list = ListBuilder::new(Float64Builder::new());
-                for i in 0..names.len() {
-                    if names.is_null(i) {
-                        list.append(false);
-                    } else {
-                        list.values().append_slice(&self.grid(names.value(i))?);
-                        list.append(true);
-                    }
-                }
-                Ok(ColumnarValue::Array(Arc::new(list.finish()) as ArrayRef))
-            }
-        }
+        of_model_names(&args.args[0], |names| {
+            let grids = names.map(|name| name.map(|name| self.grid(name)).transpose()).collect::<Result<Vec<_>>>()?;
+            Ok(lists(grids.iter().map(Option::as_deref)))
+        })
     }
 
     fn documentation(&self) -> Option<&Documentation> {
