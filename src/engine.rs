@@ -80,12 +80,13 @@ impl Engine {
             let per_sort = (limit / (4 * options.threads.max(1))).min(10 << 20);
             config.options_mut().execution.sort_spill_reservation_bytes = per_sort;
         }
-        let state = SessionStateBuilder::new()
+        let mut state = SessionStateBuilder::new()
             .with_config(config)
             .with_runtime_env(runtime.build_arc()?)
             .with_default_features()
             .with_physical_optimizer_rules(crate::plan_rules::physical_rules())
             .build();
+        starflow_fits::register(&mut state)?;
         let ctx = SessionContext::new_with_state(state).enable_url_table();
         let models = Arc::new(load_models(options)?);
         starflow_udfs::register(&ctx, &models);

@@ -128,6 +128,9 @@ fn classify(e: &DataFusionError) -> (ErrorClass, String) {
         if let Some(DataError(m)) = err.downcast_ref::<DataError>() {
             return (ErrorClass::Data, m.clone());
         }
+        if let Some(fits) = err.downcast_ref::<starflow_fits::FitsError>() {
+            return (ErrorClass::Data, fits.to_string());
+        }
         if let Some(os) = err.downcast_ref::<object_store::Error>() {
             return (ErrorClass::Data, describe_store_error(os));
         }

@@ -1,4 +1,4 @@
-//! Tables named on the command line (`--table NAME=URL`): Parquet or CSV files, directories or globs, in any store.
+//! Tables named on the command line (`--table NAME=URL`): Parquet, CSV or FITS files, directories or globs, in any store.
 
 use crate::error::data_error;
 use std::sync::Arc;
@@ -9,11 +9,14 @@ use datafusion::datasource::file_format::csv::CsvFormat;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::ListingOptions;
 use datafusion::prelude::SessionContext;
+use starflow_fits::FitsFormat;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum InputFormat {
     Parquet,
     Csv,
+    /// FITS binary tables (the first BINTABLE HDU; plain or gzipped).
+    Fits,
 }
 
 impl InputFormat {
@@ -21,6 +24,7 @@ impl InputFormat {
         match self {
             Self::Parquet => ".parquet",
             Self::Csv => ".csv",
+            Self::Fits => ".fits",
         }
     }
 
@@ -28,6 +32,7 @@ impl InputFormat {
         match self {
             Self::Parquet => Arc::new(ParquetFormat::default()),
             Self::Csv => Arc::new(CsvFormat::default().with_has_header(true)),
+            Self::Fits => Arc::new(FitsFormat::default()),
         }
     }
 }
@@ -42,21 +47,24 @@ pub fn parse_table_arg(arg: &str) -> Result<(String, String), String> {
     }
 }
 
-/// The last path segment's extension, if the location names a file (not a directory or a glob of files).
+/// The last path segment's extension, if the location names a file (not a directory or a glob of files); for a
+/// gzipped file the extension under `.gz`.
 fn file_extension(location: &str) -> Option<String> {
-    let last = location.trim_end_matches('/').rsplit('/').next()?;
+    let last = location.trim_end_matches('/').rsplit('/').next()?.to_ascii_lowercase();
+    let last = last.strip_suffix(".gz").unwrap_or(&last);
     let (_, ext) = last.rsplit_once('.')?;
-    Some(ext.to_ascii_lowercase())
+    Some(ext.to_string())
 }
 
 fn infer_format(location: &str) -> Result<InputFormat> {
     match file_extension(location).as_deref() {
         Some("parquet" | "parq") => Ok(InputFormat::Parquet),
         Some("csv") => Ok(InputFormat::Csv),
+        Some("fits" | "fit" | "fts") => Ok(InputFormat::Fits),
         // A directory (or a glob without an extension) of a catalogue: Parquet unless told otherwise.
         None => Ok(InputFormat::Parquet),
         Some(other) => Err(data_error(format!(
-            "unsupported input format '.{other}' for '{location}': use Parquet or CSV, or pass --input-format"
+            "unsupported input format '.{other}' for '{location}': use Parquet, CSV or FITS, or pass --input-format"
         ))),
     }
 }
@@ -95,7 +103,9 @@ mod tests {
         assert_eq!(infer_format("data/x.CSV").unwrap(), InputFormat::Csv);
         assert_eq!(infer_format("s3://b/dr19/").unwrap(), InputFormat::Parquet);
         assert_eq!(infer_format("s3://b/dr19/*.parquet").unwrap(), InputFormat::Parquet);
-        let err = infer_format("cat.fits").unwrap_err().to_string();
-        assert!(err.contains("unsupported input format '.fits'"), "{err}");
+        assert_eq!(infer_format("s3://b/allStar.FITS").unwrap(), InputFormat::Fits);
+        assert_eq!(infer_format("astraAllStarASPCAP-0.6.0.fits.gz").unwrap(), InputFormat::Fits);
+        let err = infer_format("cat.vot").unwrap_err().to_string();
+        assert!(err.contains("unsupported input format '.vot'"), "{err}");
     }
 }

@@ -11,6 +11,8 @@ use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::metadata::KeyValue;
 use datafusion::parquet::file::properties::WriterProperties;
 
+use super::votable::StringLengths;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum OutputFormat {
     /// An aligned text table (terminal display; long results are cut at --max-rows).
@@ -70,7 +72,7 @@ enum Writer {
     Csv(arrow::csv::Writer<SharedBuf>),
     Json(arrow::json::ArrayWriter<SharedBuf>),
     Ndjson(arrow::json::LineDelimitedWriter<SharedBuf>),
-    Parquet(ArrowWriter<SharedBuf>),
+    Parquet(ArrowWriter<SharedBuf>, StringLengths),
 }
 
 /// Encodes a stream of batches of one schema (not the table format, which needs to see rows to align them).
@@ -87,15 +89,19 @@ impl Encoder {
             OutputFormat::Json => Writer::Json(arrow::json::ArrayWriter::new(buf.clone())),
             OutputFormat::Ndjson => Writer::Ndjson(arrow::json::LineDelimitedWriter::new(buf.clone())),
             OutputFormat::Parquet => {
-                // Schema metadata (descriptions, provenance) also as plain Parquet key-values, for non-Arrow readers.
-                let metadata: Vec<KeyValue> =
-                    schema.metadata().iter().map(|(k, v)| KeyValue::new(k.clone(), v.clone())).collect();
+                // Schema metadata (descriptions, provenance) also as plain Parquet key-values, for non-Arrow readers,
+                // and the columns' units and descriptions as astropy and VO tools read them.
+                let metadata: Vec<KeyValue> = schema.metadata().iter().map(|(k, v)| (k.clone(), v.clone()))
+                    .chain(super::votable::key_values(&schema))
+                    .map(|(k, v)| KeyValue::new(k, v))
+                    .collect();
                 let props = WriterProperties::builder()
                     .set_max_row_group_row_count(Some(row_group_rows(&schema)))
                     .set_compression(Compression::ZSTD(ZstdLevel::default()))
                     .set_key_value_metadata((!metadata.is_empty()).then_some(metadata))
                     .build();
-                Writer::Parquet(ArrowWriter::try_new(buf.clone(), schema, Some(props)).map_err(ArrowError::from)?)
+                let lengths = StringLengths::new(&schema);
+                Writer::Parquet(ArrowWriter::try_new(buf.clone(), schema, Some(props)).map_err(ArrowError::from)?, lengths)
             }
             OutputFormat::Table => return Err(ArrowError::InvalidArgumentError("table is not a streaming format".into())),
         };
@@ -108,7 +114,10 @@ impl Encoder {
             Writer::Csv(w) => w.write(batch)?,
             Writer::Json(w) => w.write(batch)?,
             Writer::Ndjson(w) => w.write(batch)?,
-            Writer::Parquet(w) => w.write(batch).map_err(ArrowError::from)?,
+            Writer::Parquet(w, lengths) => {
+                lengths.observe(batch);
+                w.write(batch).map_err(ArrowError::from)?
+            }
         }
         Ok(self.buf.take())
     }
@@ -119,7 +128,8 @@ impl Encoder {
             Writer::Csv(_) => {}
             Writer::Json(mut w) => w.finish()?,
             Writer::Ndjson(mut w) => w.finish()?,
-            Writer::Parquet(w) => {
+            Writer::Parquet(mut w, lengths) => {
+                lengths.key_values().into_iter().for_each(|(k, v)| w.append_key_value_metadata(KeyValue::new(k, v)));
                 w.close().map_err(ArrowError::from)?;
             }
         }

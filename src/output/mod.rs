@@ -5,6 +5,7 @@
 //! Ctrl-C, so no partial file ever stands under the final name.
 
 mod format;
+mod votable;
 
 use std::io::Write;
 use std::sync::Arc;

@@ -1,0 +1,48 @@
+"""astropy reads starflow's Parquet output with its units and descriptions, both as plain Parquet (astropy's
+`table_meta_yaml`) and as VOParquet (the VOTable header TOPCAT reads). Called by tests/fits.rs:
+
+    python check_astropy.py SELECTED.parquet StarFlow_summary.parquet StarFlow_age_posterior.parquet
+
+SELECTED holds `name, real, double, ulong` of make_fits.py's types.fits. Exits 1 with the failures listed."""
+import sys
+import warnings
+
+import astropy.units as u
+from astropy.table import Table
+
+failures = []
+
+
+def check(what, ok):
+    if not ok:
+        failures.append(what)
+
+
+def main(selected, summary, posterior):
+    warnings.simplefilter("error")  # astropy warns when it has to guess (e.g. a string length): that is a failure
+    for fmt in ["parquet", "parquet.votable"]:
+        t = Table.read(selected, format=fmt)
+        check(f"{fmt}: real unit {t['real'].unit!r}", t["real"].unit == u.km / u.s)
+        check(f"{fmt}: double unit {t['double'].unit!r}", t["double"].unit == u.Gyr)
+        check(f"{fmt}: real description {t['real'].description!r}", t["real"].description == "Radial velocity (TCOMM)")
+        check(f"{fmt}: double description {t['double'].description!r}", t["double"].description == "Age from the TTYPE comment")
+        check(f"{fmt}: ulong {t['ulong'][4]!r}", int(t["ulong"][4]) == 2**64 - 1)
+        check(f"{fmt}: name {t['name'][0]!r}", t["name"][0] == "2M00000002+7417074")
+
+        s = Table.read(summary, format=fmt)
+        check(f"{fmt}: summary rows {len(s)}", len(s) == 6603)
+        check(f"{fmt}: age unit {s['age'].unit!r}", s["age"].unit == u.Gyr)
+        check(f"{fmt}: mass unit {s['mass'].unit!r}", s["mass"].unit == u.M_sun)
+        check(f"{fmt}: age description", str(s["age"].description).startswith("Maximum-likelihood age"))
+        check(f"{fmt}: ids", str(s["sdss4_apogee_id"][0]).startswith("2M"))
+
+        p = Table.read(posterior, format=fmt)
+        check(f"{fmt}: posterior columns {len(p.colnames)}", len(p.colnames) == 3 + 250 and p.colnames[3] == "0_00")
+        check(f"{fmt}: posterior description", "Posterior probability" in str(p["0_00"].description))
+    if failures:
+        print("\n".join(failures))
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:4])
