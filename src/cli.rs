@@ -21,7 +21,7 @@ use crate::tables::{InputFormat, parse_table_arg, register_table};
 #[command(
     name = "starflow",
     version,
-    about = "SQL over stellar catalogues (Parquet/CSV, local or object storage) with StarFlow ages and masses as columns",
+    about = "SQL over stellar catalogues (Parquet/CSV/FITS, local or object storage) with StarFlow ages and masses as columns",
     after_help = "Exit codes: 0 ok, 1 runtime error, 2 usage error, 3 SQL error (syntax, unknown table/column), \
                   4 data error (missing or unreadable input, access denied, unreachable endpoint), 5 output error, \
                   130 interrupted."
@@ -55,7 +55,8 @@ pub enum Command {
     /// Make the StarFlow catalogue of a survey file: StarFlow_summary.parquet, StarFlow_age_posterior.parquet and
     /// StarFlow_mass_posterior.parquet in OUTPUT_DIR, each row-matched to INPUT (queries/starflow_vac.sql).
     Catalog {
-        /// The survey file (Parquet file, directory or glob; local or s3://, gs://, az://, http(s)://).
+        /// The survey file (Parquet or FITS file, .fits.gz too, directory or glob; local or s3://, gs://, az://,
+        /// http(s)://). A FITS file is read from its first binary table with rows (DR19: HDU 2, the APOGEE results).
         input: String,
         /// Where the three files go (a local directory, created if needed, or an object-store prefix).
         output_dir: String,
@@ -71,8 +72,9 @@ pub enum Command {
 
 #[derive(Args, Debug, Clone)]
 pub struct GlobalArgs {
-    /// Register a table: NAME=URL, where URL is a Parquet or CSV file, a directory or a glob, local or s3://, gs://,
-    /// az://, http(s)://. Repeatable.
+    /// Register a table: NAME=URL, where URL is a Parquet, CSV or FITS (.fits, .fits.gz) file, a directory or a glob,
+    /// local or s3://, gs://, az://, http(s)://. Repeatable. For another FITS HDU than the first binary table with
+    /// rows: CREATE EXTERNAL TABLE t STORED AS FITS LOCATION 'URL' OPTIONS ('hdu' '2') (an index or an EXTNAME).
     #[arg(long = "table", value_name = "NAME=URL", value_parser = parse_table_arg, global = true)]
     pub tables: Vec<(String, String)>,
     /// Format of --table inputs (default: from the file extension; directories are read as Parquet).

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, BooleanBuilder, FixedSizeListArray, ListArray, PrimitiveArray, StringBuilder,
+    Array, ArrayRef, BooleanBuilder, new_null_array, FixedSizeListArray, ListArray, PrimitiveArray, StringBuilder,
     StructArray,
 };
 use datafusion::arrow::buffer::{NullBuffer, OffsetBuffer};
@@ -37,8 +37,8 @@ impl<'a> Rows<'a> {
     fn fields(&self, column: &Column) -> Result<impl Iterator<Item = &'a [u8]> + use<'a>, String> {
         let start = column.offset.checked_sub(self.shift).filter(|s| s + column.width() <= self.stride);
         let start = start.ok_or_else(|| format!("column '{}' is outside the bytes read", column.name))?;
-        let (data, width) = (self.data, column.width());
-        Ok((0..self.count).map(move |r| &data[r * self.stride + start..r * self.stride + start + width]))
+        let (data, width, stride) = (self.data, column.width(), self.stride);
+        Ok((0..self.count).map(move |r| &data[r * stride + start..r * stride + start + width]))
     }
 }
 
@@ -46,6 +46,10 @@ impl<'a> Rows<'a> {
 pub fn decode(column: &Column, rows: &Rows) -> Result<ArrayRef, String> {
     if column.var_len.is_some() {
         return Err(format!("column '{}' is a variable-length array: decode it with `decode_var`", column.name));
+    }
+    if column.width() == 0 {
+        // A field of repeat count 0 holds nothing: null in every row.
+        return Ok(new_null_array(&column.data_type(), rows.count));
     }
     let flat = match column.kind {
         Kind::Char => strings(column, rows)?,
@@ -134,11 +138,7 @@ fn strings(column: &Column, rows: &Rows) -> Result<ArrayRef, String> {
     let len = column.string_len();
     let mut out = StringBuilder::with_capacity(rows.count, rows.count * len);
     for field in rows.fields(column)? {
-        if len == 0 {
-            // A zero-width field holds no characters: null, as an empty string would be.
-            (0..column.shape().iter().product::<usize>()).for_each(|_| out.append_null());
-        }
-        field.chunks_exact(len.max(1)).for_each(|s| out.append_option(text(s)));
+        field.chunks_exact(len).for_each(|s| out.append_option(text(s)));
     }
     Ok(Arc::new(out.finish()))
 }

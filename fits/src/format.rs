@@ -263,7 +263,11 @@ impl FileSource for FitsSource {
             .with_repartition_file_min_size(repartition_file_min_size)
             .with_preserve_order_within_groups(output_ordering.is_some())
             .repartition_file_groups(&config.file_groups);
-        Ok(groups.map(|file_groups| FileScanConfig { file_groups, ..config.clone() }))
+        Ok(groups.map(|file_groups| {
+            let mut config = config.clone();
+            config.file_groups = file_groups;
+            config
+        }))
     }
 
     fn try_pushdown_projection(&self, projection: &ProjectionExprs) -> Result<Option<Arc<dyn FileSource>>> {

@@ -86,12 +86,15 @@ impl Header {
     /// The long-string convention: a string ending in `&` goes on in the next CONTINUE card.
     fn append_continuation(&mut self, rest: &str) -> Result<(), String> {
         let Some(Card { value: Some(Value::Str(s)), comment, .. }) = self.cards.last_mut() else { return Ok(()) };
-        let Some(stem) = s.strip_suffix('&') else { return Ok(()) };
+        if !s.ends_with('&') {
+            return Ok(());
+        }
         let (more, more_comment) = match parse_value(rest)? {
             (Value::Str(more), c) => (more, c),
             _ => return Err("CONTINUE card without a string".into()),
         };
-        *s = format!("{stem}{more}");
+        s.pop();
+        s.push_str(&more);
         if !more_comment.is_empty() {
             comment.push_str(&more_comment);
         }

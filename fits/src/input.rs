@@ -167,6 +167,9 @@ impl Input {
                 Access::Stream { .. } => BLOCK,
             };
             let chunk = self.read(at, want).await.map_err(|e| match self.size() {
+                Some(size) if at == 0 && size < BLOCK as u64 => {
+                    self.error(format!("not a FITS file ({size} bytes, less than a 2880-byte block)"))
+                }
                 Some(size) if at + BLOCK as u64 > size => self.error(format!("truncated: the header at byte {offset} has no END card")),
                 _ => e,
             })?;

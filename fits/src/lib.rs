@@ -62,7 +62,7 @@ pub(crate) fn fits_error(file: &str, message: impl Into<String>) -> DataFusionEr
 
 /// Make FITS known to a session: the `fits`, `fit` and `fts` file extensions (URL tables like `'x.fits'`,
 /// `'x.fits.gz'`, listing tables) and `CREATE EXTERNAL TABLE ... STORED AS FITS`.
-pub fn register(state: &mut datafusion::execution::SessionState) -> datafusion::common::Result<()> {
+pub fn register(state: &mut datafusion::execution::session_state::SessionState) -> datafusion::common::Result<()> {
     for extension in ["fits", "fit", "fts"] {
         state.register_file_format(std::sync::Arc::new(FitsFormatFactory::with_extension(extension)), false)?;
     }

@@ -59,13 +59,14 @@ impl Scan {
         let stride = self.span.len();
         let rows = Rows::new(&bytes, count, stride, self.span.start).map_err(|e| fits_error(&self.input.name, e))?;
         let mut arrays: Vec<ArrayRef> = Vec::with_capacity(self.schema.fields().len());
+        let name = self.input.name.clone();
         for (field, column) in self.schema.fields().iter().zip(&self.columns) {
             let Some(&index) = column.as_ref() else {
                 arrays.push(new_null_array(field.data_type(), count));
                 continue;
             };
             let column = &self.table.columns[index];
-            let context = |e: String| fits_error(&self.input.name, format!("rows {}-{}: {e}", first + 1, first + count as u64));
+            let context = |e: String| fits_error(&name, format!("rows {}-{}: {e}", first + 1, first + count as u64));
             let array = match column.var_len {
                 None => decode(column, &rows).map_err(context)?,
                 Some(_) => {

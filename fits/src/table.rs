@@ -180,8 +180,6 @@ pub struct VarLen {
 #[derive(Debug, Clone)]
 pub struct Column {
     pub name: String,
-    /// 1-based, as in TTYPEn.
-    pub number: usize,
     pub tform: String,
     pub kind: Kind,
     /// Elements per row (characters for A, bits for X; 1 for a variable-length descriptor).
@@ -311,7 +309,7 @@ impl Table {
         let table_len = row_len.checked_mul(rows).ok_or("NAXIS1 x NAXIS2 is out of range")?;
         let heap_len = h.count("PCOUNT").unwrap_or(0);
         let heap_offset = match h.int("THEAP")? {
-            Some(theap) => u64::try_from(theap).ok().filter(|&t| t >= table_len && t <= table_len + heap_len),
+            Some(theap) => u64::try_from(theap).ok().filter(|&t| t >= table_len && t <= table_len.saturating_add(heap_len)),
             None => Some(table_len),
         }
         .ok_or("THEAP points outside the data")?;
@@ -436,7 +434,6 @@ fn column(h: &Header, number: usize, offset: usize) -> Result<Column, String> {
     };
     Ok(Column {
         name,
-        number,
         tform,
         kind,
         repeat,
