@@ -59,7 +59,8 @@ def measured(cmd, log_path):
     seconds other processes took meanwhile."""
     with open(log_path, "w") as log:
         t0, busy0 = time.perf_counter(), busy_cpu_seconds()
-        p = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        # in the repository: starflow finds its models and ONNX Runtime there (udfs/src/locate.rs)
+        p = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
         _, status, ru = os.wait4(p.pid, 0)
         wall, busy = time.perf_counter() - t0, busy_cpu_seconds() - busy0
     if os.waitstatus_to_exitcode(status) != 0:
@@ -139,6 +140,7 @@ def main():
     ap.add_argument("--json", help="result file (default bench/results/<date>-<stars>.json)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory (catalogue, outputs, logs)")
     a = ap.parse_args()
+    a.starflow = os.path.abspath(a.starflow)  # the commands run in the repository (measured)
     models = a.models.split(",")
     subset = min(a.subset, a.stars)
     if not os.access(a.starflow, os.X_OK):

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Build starflow's bundled default catalogue (examples/data/).
 
-    python3 examples/build_catalogue.py [--data-dir ../shared/data]
+    python3 examples/build_catalogue.py [--data-dir data/reference]
 
 Writes, next to this script:
   data/astraAllStarASPCAP_apokasc3.parquet  6,603 real APOKASC-3 stars in the SDSS DR19 astraAllStarASPCAP
@@ -9,9 +9,9 @@ Writes, next to this script:
   data/dr17_allstar_sample.parquet          first 200 of those stars with DR17 allStar upper-case names
   data/README.md                            provenance, derivations, column table, counts, checksums
 
-Input: <data-dir>/derived/apokasc3_apoor_gold_joined.csv (APOKASC-3 alpha-poor Gold subset joined with
-APOGEE ids and Warfield+2024 DR17 spectroscopic logg) and the DR19 data-model column list
-<data-dir>/sdss_dr19_datamodel/astraAllStarASPCAP_DR19_hdu2_columns.csv (names and types are taken from it).
+Input (data-dir: the repository's reference tables, data/reference/): <data-dir>/derived/apokasc3_apoor_gold_joined.csv
+(APOKASC-3 alpha-poor Gold subset joined with APOGEE ids and Warfield+2024 DR17 spectroscopic logg) and the DR19
+data-model column list <data-dir>/sdss_dr19_datamodel/astraAllStarASPCAP_DR19_hdu2_columns.csv (names and types).
 
 Deterministic: no randomness, no wall-clock time in the output (BUILD_DATE below is the catalogue's version date),
 so re-running with the same inputs and the same pyarrow version rewrites byte-identical files.
@@ -21,7 +21,6 @@ reports success; any mismatch raises.
 
 import argparse
 import csv
-import hashlib
 import json
 import math
 import os
@@ -32,15 +31,21 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "models" / "train"))
+from paths import DR19_COLUMNS as DATAMODEL_REL, JOINED as SOURCE_REL, REFERENCE, recorded  # noqa: E402
+from paths import sha256_file as sha256  # noqa: E402
+
 BUILD_DATE = "2026-11-23"  # catalogue version date (not the run time; keeps the output reproducible)
 
-SOURCE_REL = "derived/apokasc3_apoor_gold_joined.csv"
-DATAMODEL_REL = "sdss_dr19_datamodel/astraAllStarASPCAP_DR19_hdu2_columns.csv"
-# the files the joined CSV was built from (see <data-dir>/derived/README.md); hashed for the record only
-UPSTREAM_REL = [
-    "apokasc3_table4_subset/Table4_Apoor_RGB+RC_Gold.csv",
-    "apokasc705_ages_tayar/APOKASC705_AGE_short.csv",
-    "apok2_warfield2024/t2_apokasc2_rgb_ages.csv",
+# The files the joined CSV was built from, recorded as data/reference/derived/README.md gives them: they are not in the
+# repository (t2 is, with fewer columns), so their hashes are the record, not recomputed.
+UPSTREAM = [
+    {"path": "shared/data/apokasc3_table4_subset/Table4_Apoor_RGB+RC_Gold.csv",
+     "sha256": "2be0c1d5f718dcf00923653d015ec2847faed5e827e50cb36a2a8d98a5198511"},
+    {"path": "shared/data/apokasc705_ages_tayar/APOKASC705_AGE_short.csv",
+     "sha256": "b9f9beebeadef87f81114ac165594f4e0aa27ce6993aae64ffaae2c8c1bc899b"},
+    {"path": "shared/data/apok2_warfield2024/t2_apokasc2_rgb_ages.csv",
+     "sha256": "cc9a9bcf9260973572f506678a97cb760eba5bdae5c904d59c212c3de8097933"},
 ]
 
 EXPECTED_ROWS = 6603
@@ -73,14 +78,6 @@ EXPECTED_DM_TYPES = {  # what the brief asks for; checked against the data-model
 SOURCE_COLUMNS = ["KIC", "APOGEE_ID", "EVOL_STATE", "TEFF", "TEFF_ERR", "LOGG_SEIS", "LOGG_SEIS_ERR",
                   "W24_LOGG_SPEC", "W24_LOGG_SPEC_ERR", "FE_H", "FE_H_ERR", "C_FE", "C_FE_ERR",
                   "N_FE", "N_FE_ERR"]
-
-
-def sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def arrow_type(dm_type):
@@ -255,7 +252,7 @@ def verify_dr19(path, src, info, dm):
     check_equal("logg(seis rows)", col["logg"][~hs], f32(src["LOGG_SEIS"][~hs]))
     if col["flag_bad"].any() or col["flag_warn"].any():
         raise SystemExit("flags must be false")
-    # the DR19 -> [X/Fe] view of SCIENCE.md gives back the source values
+    # the DR19 -> [X/Fe] view of docs/METHOD.md gives back the source values
     roundtrip = {}
     for x, floor in (("c", info["c_floor"]), ("n", info["n_floor"])):
         X = x.upper()
@@ -331,10 +328,9 @@ def verify_dr17(path, src, info, n_rows):
 
 def main():
     here = Path(__file__).resolve().parent
-    repo = here.parent
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[1])
-    ap.add_argument("--data-dir", type=Path, default=repo.parent / "shared" / "data",
-                    help="the shared data folder (default: ../shared/data next to the repository)")
+    ap.add_argument("--data-dir", type=Path, default=REFERENCE,
+                    help="folder of the reference tables (default: data/reference in the repository)")
     ap.add_argument("--out-dir", type=Path, default=here / "data")
     args = ap.parse_args()
     data_dir = args.data_dir.resolve()
@@ -354,13 +350,8 @@ def main():
     ls = info["logg_stats"]
 
     script_rel = "examples/build_catalogue.py"
-    sources = [{"path": "shared/data/" + SOURCE_REL, "sha256": sha256(src_path), "role": "all values"},
-               {"path": "shared/data/" + DATAMODEL_REL, "sha256": sha256(dm_path),
-                "role": "column names, order and types"}]
-    upstream = []
-    for rel in UPSTREAM_REL:
-        p = data_dir / rel
-        upstream.append({"path": "shared/data/" + rel, "sha256": sha256(p) if p.exists() else None})
+    sources = [{"path": recorded(src_path), "sha256": sha256(src_path), "role": "all values"},
+               {"path": recorded(dm_path), "sha256": sha256(dm_path), "role": "column names, order and types"}]
     counts = {
         "rows": n,
         "rgb": int(info["is_rgb"].sum()), "rc": int((~info["is_rgb"]).sum()),
@@ -394,7 +385,7 @@ def main():
         "script_sha256": sha256(Path(__file__).resolve()),
         "pyarrow_version": pa.__version__,
         "sources": sources,
-        "upstream_of_source": upstream,
+        "upstream_of_source": UPSTREAM,
         "row_order": "as in the source CSV (ascending KIC); KIC per row in key 'starflow.row_kic'",
         "row_count": n,
         "counts": counts,
@@ -496,13 +487,14 @@ DR17 values under DR19 names, not DR19 values. Rows keep the source order (ascen
 can be tested.
 
 ## Provenance
-Everything comes from the shared data folder (`../shared/data` next to the repository; nothing downloaded):
+Everything comes from the repository's reference tables (`data/reference/`, provenance in its READMEs; nothing downloaded):
 
 | input | used for | sha256 |
 |---|---|---|
 {src_rows}
 
-`derived/apokasc3_apoor_gold_joined.csv` was itself built (see its README) from these files, hashed here for the record:
+`derived/apokasc3_apoor_gold_joined.csv` was itself built (`data/reference/derived/README.md`) from these files of the data
+collection the reference tables were copied from, recorded here with their hashes:
 
 | upstream file | sha256 |
 |---|---|
@@ -520,11 +512,11 @@ The same record is in each Parquet file's key-value metadata:
 Read it with `pyarrow.parquet.read_schema(path).metadata`.
 
 ## Is there another source with all five labels and errors?
-No. Of the tables in `../shared/data`, only APOKASC-3 Table 4 (and the joined table built from it) has per-star Teff, logg,
-[Fe/H], [C/Fe] and [N/Fe] with errors (and its logg is seismic). APO-K2 / Warfield+2024 (t1–t4, the APO-K2 catalogue) and the
-APOKASC-2 astroNN file (DR16) have Teff, logg, [Fe/H] with errors but no C or N; APOKASC-2 Table 5 has no errors and no C/N;
-the Hasselquist+2020 and Tayar files hold ids and ages only; OCCAM has C and N only as cluster means (DR16 `C_FE`/`N_FE`,
-DR19 `C_H`/`N_H`), not per star. So the catalogue is the {c['rows']:,} APOKASC-3 stars and nothing else.
+No. Of the tables of the data collection (`data/reference/README.md`), only APOKASC-3 Table 4 (and the joined table built
+from it) has per-star Teff, logg, [Fe/H], [C/Fe] and [N/Fe] with errors (and its logg is seismic). APO-K2 / Warfield+2024
+(t1–t4, the APO-K2 catalogue) and the APOKASC-2 astroNN file (DR16) have Teff, logg, [Fe/H] with errors but no C or N;
+APOKASC-2 Table 5 has no errors and no C/N; the Hasselquist+2020 and Tayar files hold ids and ages only; OCCAM has C and N
+only as cluster means (DR16 `C_FE`/`N_FE`, DR19 `C_H`/`N_H`), not per star. So the catalogue is the {c['rows']:,} APOKASC-3 stars and nothing else.
 
 ## Columns (`{dr19_path.name}`)
 Arrow type as written / DR19 data-model type / unit and description from the DR19 data model / what was put in it
@@ -541,7 +533,7 @@ in particular: `alpha_m_atm` (DR19 atmospheric [alpha/M]; the source has APOKASC
 `c_h_flags`/`n_h_flags`/`fe_h_flags`/`result_flags` (unknown), `ra`/`dec` and other ids.
 
 ## Derivations
-**[C/H], [N/H].** DR19 has no `c_fe`/`n_fe`; starflow's DR19 view computes (SCIENCE.md) `[C/Fe] = c_h - fe_h` with
+**[C/H], [N/H].** DR19 has no `c_fe`/`n_fe`; starflow's DR19 view computes (`docs/METHOD.md`) `[C/Fe] = c_h - fe_h` with
 error `sqrt(e_c_h^2 + e_fe_h^2)`. So `c_h = C_FE + FE_H` (the view gives `C_FE` back to float32 precision) and
 `e_c_h = sqrt(max(C_FE_ERR^2 - FE_H_ERR^2, 0.01^2))`, chosen so that the view gives back `C_FE_ERR`; likewise `n_h`, `e_n_h`.
 The floor (0.01 dex) applies where `C_FE_ERR^2 - FE_H_ERR^2 < 0.01^2` (i.e. `C_FE_ERR` < 0.0589), and **that is most rows**, because `FE_H_ERR` here is not
@@ -587,7 +579,7 @@ First {t17.num_rows} rows (same stars, same order; {prov17['counts']['logg_spect
 (the source columns; `LOGG`/`LOGG_ERR` as `logg`/`e_logg` above); `ASPCAPFLAG` int64 = 0.
 
 ## Rebuild and checks
-`python3 examples/build_catalogue.py` (needs `numpy`, `pyarrow`; option `--data-dir` if the shared data is elsewhere).
+`python3 examples/build_catalogue.py` (needs `numpy`, `pyarrow`; `--data-dir` reads the reference tables from elsewhere).
 The script checks the input (row count, KIC order, no missing labels, data-model types), writes both files (zstd, one row
 group, temporary name then rename), then reads them back and checks every row: types and column order, row counts,
 all values equal to the float32 of the CSV values, `c_h - fe_h` = `C_FE`, the error round trip above, all-null ids, false flags,

@@ -1,6 +1,6 @@
 -- StarFlow inputs from an SDSS DR19 astraAllStarASPCAP file (HDU 2, lower-case names), local or s3://.
 -- DR19 has no [C/Fe] or [N/Fe] columns: they are [C/H] - [Fe/H] and [N/H] - [Fe/H], errors added in quadrature
--- (docs: ../shared/docs/SCIENCE.md, "Inputs"). Bad stars are kept here; queries exclude them with WHERE NOT flag_bad.
+-- (docs/METHOD.md, "Inputs"). Bad stars are kept here; queries exclude them with WHERE NOT flag_bad.
 -- Defines: input = the Parquet file, directory or glob.
 CREATE VIEW starflow_input AS
 SELECT

@@ -5,7 +5,7 @@
 Reads OUTPUT_DIR/StarFlow_summary.parquet and the DR19 astraAllStarASPCAP file it was computed from (row-matched: same
 rows, same order; teff, logg, c_h and n_h are taken from it),
 writes PNGs and validation.json to DIR (default OUTPUT_DIR/figures), and prints one line per file written.
-Reference data (default ../shared/data next to the repository):
+Reference data (--data-dir, default data/reference in the repository; provenance in its READMEs):
   derived/apokasc3_apoor_gold_joined.csv          APOKASC seismic ages (v7.0.5) and APOKASC-3 masses, by APOGEE_ID
   anders2023_xgboost_inputs/Hasselquist2020_CN_ages.csv   Hasselquist+2020 [C/N] ages, by APOGEE id (ID)
 Stars "passing density" are those without the LOW_DENSITY bit (1) of their model's bitmask.
@@ -27,10 +27,11 @@ import pyarrow.compute as pc  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 from matplotlib.colors import LogNorm  # noqa: E402
 
-REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "models" / "train"))
+import data  # noqa: E402  the training pipeline's own split, so the held-out flags cannot drift from it
+from paths import HASSELQUIST, JOINED, REFERENCE  # noqa: E402
+
 SUMMARY = "StarFlow_summary.parquet"
-SEISMIC_CSV = "derived/apokasc3_apoor_gold_joined.csv"
-HASSELQUIST_CSV = "anders2023_xgboost_inputs/Hasselquist2020_CN_ages.csv"
 KEYS = ("sdss_id", "sdss4_apogee_id")
 INPUT_COLUMNS = [*KEYS, "teff", "logg", "c_h", "n_h"]
 LOW_DENSITY = 1
@@ -172,9 +173,6 @@ def interval_stats(value, e_p, e_n, ref) -> dict:
 
 def held_out(data_dir: Path) -> pd.DataFrame:
     """APOGEE_ID -> whether each model never trained on the star: its test split, or removed by the training cuts."""
-    sys.path.insert(0, str(REPO / "models" / "train"))
-    import data  # the training pipeline's own split, so the flags cannot drift from it
-
     df = data.prepare(str(data_dir)).df
     df = df[df["APOGEE_ID"].notna()].set_index("APOGEE_ID")
     return pd.DataFrame({"age_held_out": (df["split"] == "test") | ~df["in_age"],
@@ -220,7 +218,7 @@ def offsets(value, ref) -> dict:
 
 def hasselquist(df: pd.DataFrame, ref: pd.DataFrame, data_dir: Path, path: Path) -> dict:
     """Cross-check against the Hasselquist+2020 [C/N] ages of the stars in common."""
-    h = pd.read_csv(data_dir / HASSELQUIST_CSV)
+    h = pd.read_csv(data_dir / HASSELQUIST)
     # A star observed in several DR16 fields has one row per field: average its log ages.
     h = h.groupby("ID")[["logAge", "e_logAge"]].mean()
     j = df[df["sdss4_apogee_id"].notna()].join(h, on="sdss4_apogee_id", how="inner")
@@ -270,11 +268,14 @@ def main():
     ap.add_argument("output_dir", type=Path, help="directory holding StarFlow_summary.parquet")
     ap.add_argument("--input", type=Path, required=True, help="the catalogue the VAC was computed from")
     ap.add_argument("--figures", type=Path, help="where to write the PNGs and validation.json (OUTPUT_DIR/figures)")
-    ap.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data",
-                    help="the shared data folder with the reference tables")
+    ap.add_argument("--data-dir", type=Path, default=REFERENCE,
+                    help="folder of the reference tables (default: data/reference in the repository)")
     args = ap.parse_args()
     figures = args.figures or args.output_dir / "figures"
     figures.mkdir(parents=True, exist_ok=True)
+    missing = [t for t in (JOINED, HASSELQUIST) if not (args.data_dir / t).is_file()]
+    if missing:
+        fail(f"{', '.join(missing)} not found under {args.data_dir} (--data-dir: a folder laid out like data/reference)")
     df, threshold = read_row_matched(args.output_dir, args.input)
     kiel(df, threshold, figures / "kiel_density.png")
     age_histograms(df, threshold, figures / "age_density_cuts.png")
@@ -286,19 +287,13 @@ def main():
         "n_mass_passing_density": int(df["mass_ok"].sum()),
         "age_density_threshold": threshold,
     }
-    missing = [t for t in (SEISMIC_CSV, HASSELQUIST_CSV) if not (args.data_dir / t).is_file()]
-    if missing:
-        # The comparisons need the reference tables of the shared data folder, which a clone may not have beside it.
-        print(f"skipped seismic.png and hasselquist2020.png: {', '.join(missing)} not found under {args.data_dir} "
-              "(pass --data-dir: the folder holding the shared reference tables)")
-    else:
-        ref = pd.read_csv(args.data_dir / SEISMIC_CSV, usecols=["APOGEE_ID", "AGE_APOKASC705_JT", "MASS"])
-        ref = ref[ref["APOGEE_ID"].notna()].set_index("APOGEE_ID")
-        validation["seismic"] = seismic(df, ref, args.data_dir, figures / "seismic.png")
-        validation["hasselquist2020"] = hasselquist(df, ref, args.data_dir, figures / "hasselquist2020.png")
+    ref = pd.read_csv(args.data_dir / JOINED, usecols=["APOGEE_ID", "AGE_APOKASC705_JT", "MASS"])
+    ref = ref[ref["APOGEE_ID"].notna()].set_index("APOGEE_ID")
+    validation["seismic"] = seismic(df, ref, args.data_dir, figures / "seismic.png")
+    validation["hasselquist2020"] = hasselquist(df, ref, args.data_dir, figures / "hasselquist2020.png")
     out = figures / "validation.json"
     out.write_text(json.dumps(validation, indent=1) + "\n")
-    print(f"wrote {out}: {json.dumps(validation.get('hasselquist2020', {}))}")
+    print(f"wrote {out}: {json.dumps(validation['hasselquist2020'])}")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,9 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/starflow-target}
 input=${1:-$here/examples/data/astraAllStarASPCAP_apokasc3.parquet}
 out=${2:-$here/out}
-"$here/scripts/fetch-onnxruntime.sh" >/dev/null
+# the repository's models and ONNX Runtime, whatever the working directory (unless the caller chose others)
+export ORT_DYLIB_PATH=${ORT_DYLIB_PATH:-$("$here/scripts/fetch-onnxruntime.sh")}
+export STARFLOW_MODELS=${STARFLOW_MODELS:-$here/models}
 # The same build as the tests' (dev-dependencies change feature unification): one DataFusion build serves both.
 cargo build --quiet --manifest-path "$here/Cargo.toml" --workspace --tests
 endpoint=()

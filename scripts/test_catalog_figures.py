@@ -27,8 +27,10 @@ import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "models" / "train"))
+from paths import HASSELQUIST, REFERENCE  # noqa: E402
+
 BUNDLED = REPO / "examples" / "data" / "astraAllStarASPCAP_apokasc3.parquet"
-HASSELQUIST = REPO.parent / "shared" / "data" / "anders2023_xgboost_inputs" / "Hasselquist2020_CN_ages.csv"
 FIGURES = ["kiel_density.png", "age_density_cuts.png", "cn_age.png", "seismic.png", "hasselquist2020.png"]
 N_ROWS = 300
 BAD_ROW = 7
@@ -111,7 +113,7 @@ def main() -> int:
         if bad:
             errors.append(f"validation.json has non-finite numbers: {bad}")
         ids = pq.read_table(inp, columns=["sdss4_apogee_id"])["sdss4_apogee_id"].drop_null().to_pylist()
-        expected = len(set(ids) & set(pd.read_csv(HASSELQUIST, usecols=["ID"])["ID"]))
+        expected = len(set(ids) & set(pd.read_csv(REFERENCE / HASSELQUIST, usecols=["ID"])["ID"]))
         h = v["hasselquist2020"]
         if h["n_in_common"] != expected or not 0 < h["n_compared"] <= expected:
             errors.append(f"Hasselquist stars in common: {h['n_in_common']} (compared {h['n_compared']}), "

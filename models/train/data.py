@@ -2,7 +2,7 @@
 
 Everything here is deterministic (fixed seeds) and documented in models/train/README.md:
 
-* source table: shared/data/derived/apokasc3_apoor_gold_joined.csv (APOKASC-3 alpha-poor Gold RGB+RC, APOGEE DR17 labels)
+* source table: data/reference/derived/apokasc3_apoor_gold_joined.csv (APOKASC-3 alpha-poor Gold RGB+RC, APOGEE DR17 labels)
 * log g treatment: the model is applied to spectroscopic (ASPCAP) log g, but most training stars only have the (far more
   precise) seismic log g. From the 2,077 stars that have both we fit spec - seis = a + b * (logg_seis - LOGG_PIVOT) and the
   residual scatter; training uses a "spectroscopic-like" log g = seis + offset(seis) with that scatter as its error.
@@ -14,12 +14,13 @@ Everything here is deterministic (fixed seeds) and documented in models/train/RE
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+
+from paths import JOINED, REFERENCE, recorded, sha256_file
 
 LABELS = ["teff", "logg", "fe_h", "c_fe", "n_fe"]
 LABEL_UNITS = ["K", "dex", "dex", "dex", "dex"]
@@ -28,27 +29,6 @@ SPLIT_SEED = 20251123
 SPLIT_FRACTIONS = (0.70, 0.25, 0.05)
 MAX_AGE_GYR = 14.0
 MAX_REL_AGE_ERR = 0.25
-
-
-def default_data_dir() -> str:
-    here = os.path.dirname(os.path.abspath(__file__))
-    # models/train -> repo root -> ../shared/data
-    cands = [os.path.join(here, "..", "..", "..", "shared", "data"), "/work/shared/data"]
-    for c in cands:
-        if os.path.isdir(c):
-            return os.path.abspath(c)
-    return os.path.abspath(cands[0])
-
-
-JOINED = "derived/apokasc3_apoor_gold_joined.csv"
-
-
-def sha256_file(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @dataclass
@@ -145,8 +125,7 @@ class Prepared:
 
 
 def prepare(data_dir: str | None = None) -> Prepared:
-    data_dir = data_dir or default_data_dir()
-    path = os.path.join(data_dir, JOINED)
+    path = os.path.join(data_dir or REFERENCE, JOINED)
     df = pd.read_csv(path)
     df["KIC"] = df["KIC"].astype(np.int64)
     df = df.sort_values("KIC").reset_index(drop=True)
@@ -217,7 +196,7 @@ def prepare(data_dir: str | None = None) -> Prepared:
         "mass_model_stars": int(df["in_mass"].sum()),
         "age_model_stars": int(df["in_age"].sum()),
     }
-    files = [{"path": "shared/data/" + JOINED, "sha256": sha256_file(path)}]
+    files = [{"path": recorded(path), "sha256": sha256_file(path)}]
     return Prepared(df=df, logg_cal=cal, age_model=age_model, data_files=files, cut_counts=counts)
 
 
@@ -254,6 +233,30 @@ def eval_inputs(df: pd.DataFrame):
     v = df[["teff", "eval_logg", "fe_h", "c_fe", "n_fe"]].to_numpy(np.float64)
     e = df[["e_teff", "eval_e_logg", "e_fe_h", "e_c_fe", "e_n_fe"]].to_numpy(np.float64)
     return v, e
+
+
+METHODS = ("v2", "paper")
+
+
+def augmentation_errors(errors: np.ndarray, method: str, jitter: float) -> np.ndarray:
+    """Sigma of the training augmentation per star and dimension (flow order), by method.
+
+    paper: the reported errors (every dimension). v2: `jitter` x the reported errors, except log g: the training values
+    are seismic, so they get the full spectroscopic scatter (errors[:, 1] = sigma_spec) that inference inputs carry."""
+    if method == "paper":
+        return errors
+    if method != "v2":
+        raise ValueError(method)
+    out = errors * jitter
+    out[:, 1] = errors[:, 1]
+    return out
+
+
+def sigma_train(df: pd.DataFrame, cal: LoggCalibration) -> list:
+    """Method v2's training-label noise per label: the rms reported error of the training stars (the noise the flow
+    learned with), and for log g the spectroscopic scatter added to the seismic values."""
+    rms = lambda c: float(np.sqrt(np.mean(df[c].to_numpy(np.float64) ** 2)))  # noqa: E731
+    return [rms("e_teff"), cal.sigma_spec, rms("e_fe_h"), rms("e_c_fe"), rms("e_n_fe")]
 
 
 def augment(values: np.ndarray, errors: np.ndarray, n_draws: int, seed: int) -> np.ndarray:

@@ -23,20 +23,21 @@ import torch
 from torch import nn
 
 N_DIM = 6
-N_BLOCKS = 6
-HIDDEN = [16, 16]
+N_BLOCKS = 6   # the paper's architecture
+HIDDEN = 16
 
 
-def build_flow(seed: int) -> nf.NormalizingFlow:
-    """Paper architecture: 6 x (AffineCouplingBlock(MLP [3,16,16,6], ReLU), Permute(6, 'swap')), DiagGaussian(6) base.
+def build_flow(seed: int, hidden: int = HIDDEN, blocks: int = N_BLOCKS) -> nf.NormalizingFlow:
+    """Paper architecture (hidden 16, 6 blocks): blocks x (AffineCouplingBlock(MLP [3, hidden, hidden, 6], ReLU),
+    Permute(6, 'swap')), DiagGaussian(6) base.
 
     PyTorch default initialisation (uniform +-1/sqrt(fan_in)), as the paper says (init_zeros=False).
     """
     torch.manual_seed(seed)
     base = nf.distributions.base.DiagGaussian(N_DIM, trainable=False)
     flows = []
-    for _ in range(N_BLOCKS):
-        param_map = nf.nets.MLP([N_DIM // 2] + HIDDEN + [N_DIM], init_zeros=False)
+    for _ in range(blocks):
+        param_map = nf.nets.MLP([N_DIM // 2, hidden, hidden, N_DIM], init_zeros=False)
         flows.append(nf.flows.AffineCouplingBlock(param_map, scale=True, scale_map="exp", split_mode="channel"))
         flows.append(nf.flows.Permute(N_DIM, mode="swap"))
     return nf.NormalizingFlow(q0=base, flows=flows)
@@ -96,25 +97,47 @@ class LogProb(nn.Module):
         return base if log_q is None else log_q + base
 
 
-def export_onnx(flow: nf.NormalizingFlow, path: str, opset: int = 17) -> None:
-    wrapper = LogProb(flow).float().eval()
-    x = torch.randn(5, N_DIM, dtype=torch.float32)
-    with torch.no_grad():
-        torch.onnx.export(wrapper, (x,), path, input_names=["x"], output_names=["log_prob"],
-                          dynamic_axes={"x": {0: "N"}, "log_prob": {0: "N"}}, opset_version=opset, dynamo=False,
-                          do_constant_folding=True)
+def export_onnx(flows, path: str, opset: int = 17) -> None:
+    """Export a flow, or the mixture of several (onnx_ensemble.py), as one log_prob graph."""
     import onnx
 
+    import onnx_ensemble
     import onnx_halves
-    m = onnx.load(path)
-    onnx.checker.check_model(m)
-    # the same function without the export's Slice/Concat copies: ~2x faster in ONNX Runtime (onnx_halves.py)
-    onnx.save(onnx_halves.rewrite(m), path)
+    members = []
+    for flow in (flows if isinstance(flows, (list, tuple)) else [flows]):
+        wrapper = LogProb(flow).float().eval()
+        x = torch.randn(5, N_DIM, dtype=torch.float32)
+        with torch.no_grad():
+            torch.onnx.export(wrapper, (x,), path, input_names=["x"], output_names=["log_prob"],
+                              dynamic_axes={"x": {0: "N"}, "log_prob": {0: "N"}}, opset_version=opset, dynamo=False,
+                              do_constant_folding=True)
+        m = onnx.load(path)
+        onnx.checker.check_model(m)
+        # the same function without the export's Slice/Concat copies: ~2x faster in ONNX Runtime (onnx_halves.py)
+        members.append(onnx_halves.rewrite(m))
+    onnx.save(onnx_ensemble.merge(members), path)
 
 
-def verify_onnx(flow: nf.NormalizingFlow, path: str, pool: np.ndarray, batch_sizes=(1, 7, 4096, 100000),
+class EnsembleLogProb(nn.Module):
+    """log(mean_k exp(log_prob_k)): the mixture density of several flows (what onnx_ensemble.merge exports)."""
+
+    def __init__(self, flows):
+        super().__init__()
+        self.members = nn.ModuleList([LogProb(f) for f in flows])
+
+    def forward(self, x):
+        lp = torch.stack([m(x) for m in self.members], dim=1)
+        if len(self.members) == 1:
+            return lp[:, 0]
+        # a member with a non-finite log-density contributes zero density (onnx_ensemble.FLOOR)
+        lp = torch.where(torch.isfinite(lp), lp, torch.full_like(lp, -3.0e38))
+        return torch.logsumexp(lp, dim=1) - math.log(len(self.members))
+
+
+def verify_onnx(module: nn.Module, path: str, pool: np.ndarray, batch_sizes=(1, 7, 4096, 100000),
                 seed: int = 0) -> dict:
-    """Run the ONNX file in onnxruntime at several batch sizes and compare with normflows' own flow.log_prob (float32).
+    """Run the ONNX file in onnxruntime at several batch sizes and compare with `module` (a flow's log_prob or an
+    EnsembleLogProb) in float32.
 
     Inputs: rows drawn from `pool` (standardized augmented data rows) plus N(0, 0.1) jitter, so that they cover the
     region the engine evaluates. Returns {batch: max abs diff} and asserts identical finiteness.
@@ -129,13 +152,13 @@ def verify_onnx(flow: nf.NormalizingFlow, path: str, pool: np.ndarray, batch_siz
     assert [i.name for i in ins] == ["x"] and [o.name for o in outs] == ["log_prob"], (ins, outs)
     rng = np.random.default_rng(seed)
     res = {}
-    flow = flow.float().eval()
+    module = module.float().eval()
     for n in batch_sizes:
         x = (pool[rng.integers(len(pool), size=n)] + 0.1 * rng.standard_normal((n, N_DIM))).astype(np.float32)
         (y,) = sess.run(["log_prob"], {"x": x})
         assert y.shape == (n,) and y.dtype == np.float32, (y.shape, y.dtype)
         with torch.no_grad():
-            ref = flow.log_prob(torch.from_numpy(x)).numpy()
+            ref = module(torch.from_numpy(x)).numpy()
         assert np.array_equal(np.isfinite(y), np.isfinite(ref)), "finiteness differs"
         m = np.isfinite(y)
         res[str(n)] = float(np.max(np.abs(y[m].astype(np.float64) - ref[m].astype(np.float64)), initial=0.0))
