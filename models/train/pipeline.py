@@ -75,6 +75,47 @@ def torch_log_prob(module, dtype=torch.float64, chunk=1 << 17):
     return fn
 
 
+CN_GRID = {"c": 20, "n": 20, "target": 10}  # 4,010 flow rows per star; flags agree with a 48x48x32 plane (study)
+MARGINAL_POINTS = 24
+
+
+def calibrate_joint_uses(model_name, manifest, model, tr, lp64):
+    """v2: the C-N plane's axes and CN_ATYPICAL threshold, and the missing-label axes and density thresholds
+    (reference_cn.py rules 11-12), from the training stars' DR17 inputs."""
+    import reference_cn as CN
+    lab = manifest["labels"]
+    tgt = manifest["target"]
+    cn = {"c": CN.widened_axis(lab[3]["train_min"], lab[3]["train_max"], CN_GRID["c"]),
+          "n": CN.widened_axis(lab[4]["train_min"], lab[4]["train_max"], CN_GRID["n"]),
+          "target": CN.widened_axis(tgt["train_min"], tgt["train_max"], CN_GRID["target"]),
+          "threshold": 0.0, "threshold_quantile": 0.975}
+    v, e = D.eval_inputs(tr)
+    t0 = time.time()
+    levels = []
+    for x, err in zip(v, e):
+        x_used, _, _ = model.draw_plan(x, err, RL.TRAINING_RELEASE)
+        levels.append(CN.cn_plane(model, cn, x_used, lp64).level)
+    levels = np.array([1.0 if lv is None else lv for lv in levels])
+    cn["threshold"] = float(np.quantile(levels, cn["threshold_quantile"]))
+    log(f"{model_name}: C-N levels of {len(levels)} training stars: median {np.median(levels):.3f}, CN_ATYPICAL above "
+        f"{cn['threshold']:.4f} ({time.time() - t0:.0f} s)")
+    manifest["cn"] = cn
+    marginal = {}
+    for label in CN.MARGINALISABLE:
+        i = D.LABELS.index(label)
+        spec = CN.widened_axis(lab[i]["train_min"], lab[i]["train_max"], MARGINAL_POINTS)
+        spec["threshold"] = 0.0
+        hidden = v.copy()
+        hidden[:, i] = np.nan
+        t0 = time.time()
+        dens = [CN.marginalised(model, {label: spec}, x, err, lp64, RL.TRAINING_RELEASE).training_density
+                for x, err in zip(hidden, e)]
+        spec["threshold"] = float(np.quantile([0.0 if d is None else d for d in dens], 0.05))
+        log(f"{model_name}: without {label}: density threshold {spec['threshold']:.4g} ({time.time() - t0:.0f} s)")
+        marginal[label] = spec
+    manifest["marginal"] = marginal
+
+
 def write_json(path, obj):
     with open(path, "w") as f:
         json.dump(obj, f, indent=1, allow_nan=False)
@@ -179,6 +220,8 @@ def run_model(name, prep, args, out_root):
     # the training stars' density distribution, for a scale-free density: the fraction of training stars below a star
     manifest["density"]["training_percentiles"] = [float(q) for q in np.percentile(dens, np.arange(101))]
     model.threshold = thr
+    if method == "v2":
+        calibrate_joint_uses(model_name, manifest, model, tr, lp64)
 
     # ---- provenance ------------------------------------------------------------------------------------------------
     te = md.split("test")
@@ -229,7 +272,7 @@ def run_model(name, prep, args, out_root):
 
     # ---- fixtures --------------------------------------------------------------------------------------------------
     write_log_prob_fixture(name, md, ens64, mean, std, out_dir)
-    write_posterior_fixture(name, md, prep, model, lp64, out_dir)
+    write_posterior_fixture(name, md, prep, model, lp64, out_dir, manifest)
 
     manifest["provenance"]["model_wall_time_s"] = round(time.time() - t_model, 1)
     write_json(os.path.join(out_dir, "manifest.json"), manifest)
@@ -275,9 +318,12 @@ def write_log_prob_fixture(name, md, lp_module64, mean, std, out_dir):
 FIXTURE_RELEASES = {"dr17": None, "dr19": 12, "dr14": 6}  # release -> how many stars (None: the main sample)
 
 
-def write_posterior_fixture(name, md, prep, model, lp64, out_dir):
+def write_posterior_fixture(name, md, prep, model, lp64, out_dir, manifest):
     """~50 real stars: mostly test stars of this model, plus naturally occurring flagged ones; for v2 also some stars
-    in the dr19 and dr14 label releases (offsets and systematic draws)."""
+    in the dr19 and dr14 label releases (offsets and systematic draws), their C-N levels and CN_ATYPICAL bits, the
+    C-N planes of a few stars, and stars with one label hidden (marginalised)."""
+    import reference_cn as CN
+    cn, marginal = manifest.get("cn"), manifest.get("marginal")
     df = prep.df
     test_all = df[df["split"] == "test"]
     v, e = D.eval_inputs(test_all)
@@ -288,6 +334,7 @@ def write_posterior_fixture(name, md, prep, model, lp64, out_dir):
         if model.method == "paper" and release != "dr17":
             continue
         res, draws = R.posterior_many(model, v, e, lp64, seed=seed0, release=release)
+        levels = CN.flag_cn(model, cn, res, v, e, lp64, release) if cn else [None] * len(res)
         rng = np.random.default_rng(SEED + 77 * MODEL_SEED[name] + len(stars))
         if count is None:
             chosen = list(rng.choice(np.nonzero(in_model)[0], size=min(40, int(in_model.sum())), replace=False))
@@ -310,10 +357,29 @@ def write_posterior_fixture(name, md, prep, model, lp64, out_dir):
                 "draws": [[float(x) for x in d] for d in draws[k]],
                 "posterior": None if r.posterior is None else [float(x) for x in r.posterior],
                 "value": r.value, "e_p": r.e_p, "e_n": r.e_n, "median": r.median, "p16": r.p16, "p84": r.p84,
-                "training_density": r.training_density, "bitmask": int(r.bitmask),
+                "training_density": r.training_density, "bitmask": int(r.bitmask), "cn_level": levels[k],
                 "truth": float(truth) if np.isfinite(truth) else None,
             })
-    bits = {b: sum(1 for s in stars if s["bitmask"] & b) for b in (1, 2, 8, 16)}
+    planes, hidden = [], []
+    if cn:
+        for s in stars[:3]:
+            x_used, _, _ = model.draw_plan(s["labels"], s["errors"], s["release"])
+            plane = CN.cn_plane(model, cn, x_used, lp64)
+            planes.append({"id": s["id"], "release": s["release"], "labels": s["labels"], "errors": s["errors"],
+                           "posterior": None if plane.posterior is None else [float(p) for p in plane.posterior],
+                           "level": plane.level})
+        for label in CN.MARGINALISABLE:
+            i = D.LABELS.index(label)
+            for s in stars[:2]:
+                labels = list(s["labels"])
+                labels[i] = None
+                r = CN.marginalised(model, marginal, labels, s["errors"], lp64, "dr17")
+                hidden.append({"id": s["id"], "release": "dr17", "labels": labels, "errors": s["errors"],
+                               "hidden": label, "posterior": None if r.posterior is None else
+                               [float(x) for x in r.posterior], "value": r.value, "e_p": r.e_p, "e_n": r.e_n,
+                               "median": r.median, "p16": r.p16, "p84": r.p84,
+                               "training_density": r.training_density, "bitmask": int(r.bitmask)})
+    bits = {b: sum(1 for s in stars if s["bitmask"] & b) for b in (1, 2, 8, 16, 32)}
     one = sum(1 for s in stars if len(s["draws"]) == 1)
     log(f"{name}: posterior fixture with {len(stars)} stars ({one} with one row); bit counts {bits}")
     write_json(os.path.join(out_dir, "fixtures", "posteriors.json"),
@@ -323,7 +389,8 @@ def write_posterior_fixture(name, md, prep, model, lp64, out_dir):
                                "engine-like inputs (spectroscopic logg, see models/train/README.md); `release` is "
                                "the label release they were evaluated in.",
                 "method": model.method, "draws": DRAWS, "grid": GRID[name], "transform": model.transform,
-                "density": {"scale": model.scale, "threshold": model.threshold}, "stars": stars})
+                "density": {"scale": model.scale, "threshold": model.threshold}, "stars": stars,
+                "cn_planes": planes, "marginalised": hidden})
 
 
 def main(argv=None):

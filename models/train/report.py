@@ -98,7 +98,7 @@ def reference_estimates(model_dir, model, v, e, release, seed, draws=None):
     return columns(res, len(model.grid))
 
 
-def starflow_estimates(args, model_name, grid_size, v, e, release):
+def starflow_estimates(args, model_name, grid_size, v, e, release, seed=engine_draws.DEFAULT_SEED, draws=None):
     """The engine's estimates for labels v [n, 5] and errors e [n, 5] (float64, written as they are to Parquet)."""
     table = {"id": np.arange(len(v))}
     for i, label in enumerate(D.LABELS):
@@ -108,7 +108,8 @@ def starflow_estimates(args, model_name, grid_size, v, e, release):
     with tempfile.TemporaryDirectory() as tmp:
         stars, out = os.path.join(tmp, "stars.parquet"), os.path.join(tmp, "estimates.parquet")
         pq.write_table(pa.table(table), stars)
-        sql = (f"SET starflow.seed = {engine_draws.DEFAULT_SEED}; SET starflow.label_release = '{release}'; "
+        settings = f"SET starflow.draws = {draws}; " if draws else ""
+        sql = (f"SET starflow.seed = {seed}; {settings}SET starflow.label_release = '{release}'; "
                f"SELECT id, {fields}, r['training_density'] AS density, r['bitmask'] AS bitmask, "
                f"r['posterior'] AS posterior FROM (SELECT id, starflow_estimate('{model_name}', {star}) AS r "
                f"FROM '{stars}')")
@@ -136,9 +137,13 @@ def engine_draws_for(model, v, e, release):
     return out
 
 
-def estimate(args, model_name, model, v, e, release, seed):
+def estimate(args, model_name, model, v, e, release, seed, draws=None, engine_seed=engine_draws.DEFAULT_SEED):
+    """Per-star estimates from the chosen implementation (`seed`: the reference's numpy draws; `engine_seed`: the
+    engine's starflow.seed; `draws`: starflow.draws, default the model's)."""
     if args.implementation == "starflow":
-        return starflow_estimates(args, model_name, len(model.grid), v, e, release)
+        return starflow_estimates(args, model_name, len(model.grid), v, e, release, engine_seed, draws)
+    if draws:
+        model = R.Model(**{**model.__dict__, "draws": draws})
     return reference_estimates(os.path.join(args.models, model_name), model, v, e, release, seed)
 
 
@@ -213,6 +218,7 @@ def evaluate_model(args, prep, name, method):
                 entry["cross_check"] = cross_check(args, model_name, model, v, e, release, est)
             if method == "v2":
                 entry["sensitivity"] = sensitivity(args, model_name, model, v, e, est, ok, seed)
+                entry["monte_carlo"] = monte_carlo(args, model_name, model, v, e, seed)
         out["sets"][set_name] = entry
     return out
 
@@ -229,6 +235,25 @@ def sensitivity(args, model_name, model, v, e, base, ok, seed):
         out.append({"label": label, "delta": delta, "text": text, "median_shift": float(np.nanmedian(d)),
                     "median_rel_shift": float(np.nanmedian(d / base["median"][ok])),
                     "p16_p84_shift": [float(np.nanpercentile(d, 16)), float(np.nanpercentile(d, 84))]})
+    return out
+
+
+MC_RELEASE = "dr19"  # every star is drawn there (the unknown-release prior), so the scatter shows
+
+
+def monte_carlo(args, model_name, model, v, e, seed):
+    """Seed-to-seed scatter of the test stars' numbers with D and 4D draws (release dr19, where all stars are drawn)."""
+    out = []
+    for draws in (model.draws, 4 * model.draws):
+        a = estimate(args, model_name, model, v, e, MC_RELEASE, seed, draws, engine_seed=1)
+        b = estimate(args, model_name, model, v, e, MC_RELEASE, seed + 1, draws, engine_seed=2)
+        d = np.abs(a["median"] - b["median"])
+        w = 0.5 * (a["p84"] - a["p16"])
+        out.append({"draws": draws, "median_abs_shift": float(np.nanmedian(d)),
+                    "p95_abs_shift": float(np.nanpercentile(d, 95)),
+                    "median_shift_over_width": float(np.nanmedian(d / w)),
+                    "ml_changed": float(np.nanmean(a["value"] != b["value"])),
+                    "bitmask_changed": int((a["bitmask"] != b["bitmask"]).sum()), "n": int(len(v))})
     return out
 
 
@@ -530,6 +555,16 @@ def write_markdown(args, M, evs, figs, prep):
         for s in t["sensitivity"]:
             A(f"| {s['text']} | {s['median_shift']:+.3f} | {100 * s['median_rel_shift']:+.1f}% | "
               f"{s['p16_p84_shift'][0]:+.3f} .. {s['p16_p84_shift'][1]:+.3f} |")
+        A("")
+        A(f"Monte-Carlo scatter (v2, test stars in label release {MC_RELEASE}, where every star is drawn): the same "
+          "stars with two seeds.")
+        A("")
+        A(f"| draws | median abs. shift of the median [{UNIT[name]}] | 95th percentile | median shift / 1-sigma "
+          "half-width | ML changed | bitmasks changed |")
+        A("|---|---|---|---|---|---|")
+        for m in t["monte_carlo"]:
+            A(f"| {m['draws']} | {m['median_abs_shift']:.3f} | {m['p95_abs_shift']:.3f} | "
+              f"{m['median_shift_over_width']:.3f} | {pct(m['ml_changed'])} | {m['bitmask_changed']} of {m['n']} |")
         A("")
         for key, title in (("calibration", "PIT histogram and calibration curve"),
                            ("vs_seismic", "posterior median vs asteroseismic value, binned (compression)"),
