@@ -32,7 +32,7 @@ use datafusion::physical_plan::metrics::ExecutionPlanMetricsSet;
 use futures::StreamExt;
 use object_store::{ObjectMeta, ObjectStore};
 
-use crate::HduSelector;
+use crate::{HduSelector, fits_error};
 use crate::input::Input;
 use crate::scan::Scan;
 use crate::table::Table;
@@ -66,26 +66,15 @@ impl FitsOptions {
     }
 }
 
-/// Creates [`FitsFormat`]s; registered per file extension (`fits`, and `fit`/`fts` if wanted).
+/// Creates [`FitsFormat`]s; registered once per file extension (`fits`, `fit`, `fts`).
 #[derive(Debug)]
 pub struct FitsFormatFactory {
     extension: &'static str,
 }
 
 impl FitsFormatFactory {
-    pub fn new() -> Self {
-        Self { extension: "fits" }
-    }
-
-    /// The same format under another file extension (FITS files are also named `.fit` or `.fts`).
     pub fn with_extension(extension: &'static str) -> Self {
         Self { extension }
-    }
-}
-
-impl Default for FitsFormatFactory {
-    fn default() -> Self {
-        Self::new()
     }
 }
 
@@ -149,6 +138,11 @@ impl FileFormat for FitsFormat {
 
     /// The fields of every file, in order of first appearance (a field's type and metadata from its first file).
     async fn infer_schema(&self, _state: &dyn Session, store: &Arc<dyn ObjectStore>, objects: &[ObjectMeta]) -> Result<SchemaRef> {
+        if objects.is_empty() {
+            // DataFusion leaves out empty files (and refuses a location without files): every file was empty. Without
+            // this, an empty file would read as a table without columns or rows.
+            return Err(fits_error("the table's location", "not a FITS file: every file there is empty (0 bytes)"));
+        }
         let mut fields: Vec<FieldRef> = Vec::new();
         for object in objects {
             let (_, table) = self.table(store, object).await?;

@@ -161,9 +161,16 @@ impl Input {
                 return Err(self.error(format!("the header at byte {offset} has no END card in {MAX_HEADER} bytes")));
             }
             let at = offset + bytes.len() as u64;
-            // Plain files: read ahead (cheap, and one request for most headers); streams: a block at a time.
-            let want = match self.access {
-                Access::Ranged { size, .. } => (size.saturating_sub(at).min(HEADER_READ) as usize / BLOCK).max(1) * BLOCK,
+            // Plain files: what the last read-ahead holds from here, else a new read-ahead (one request for most
+            // headers, the next HDU's included); streams: a block at a time.
+            let want = match &self.access {
+                Access::Ranged { size, ahead: (start, bytes), .. } => {
+                    let cached = (start + bytes.len() as u64).saturating_sub(at) as usize / BLOCK * BLOCK;
+                    match at >= *start && cached > 0 {
+                        true => cached,
+                        false => (size.saturating_sub(at).min(HEADER_READ) as usize / BLOCK).max(1) * BLOCK,
+                    }
+                }
                 Access::Stream { .. } => BLOCK,
             };
             let chunk = self.read(at, want).await.map_err(|e| match self.size() {
@@ -173,9 +180,11 @@ impl Input {
                 Some(size) if at + BLOCK as u64 > size => self.error(format!("truncated: the header at byte {offset} has no END card")),
                 _ => e,
             })?;
-            // Refuse other files at their first bytes rather than after searching them for an END card.
+            // Refuse other files at their first bytes rather than after searching them for an END card. A read-ahead
+            // chunk goes on past the END card into binary data: only the blocks up to it must be text.
             let starts_hdu = chunk.starts_with(b"SIMPLE  =") || chunk.starts_with(b"XTENSION=");
-            if (bytes.is_empty() && !starts_hdu) || !chunk.iter().all(|b| (b' '..=b'~').contains(b)) {
+            let end = chunk.chunks(BLOCK).position(|block| header_len(block).is_some()).map_or(chunk.len(), |i| (i + 1) * BLOCK);
+            if (bytes.is_empty() && !starts_hdu) || !chunk[..end.min(chunk.len())].iter().all(|b| (b' '..=b'~').contains(b)) {
                 let what = if offset == 0 { "not a FITS file".to_string() } else { format!("no FITS header at byte {offset}") };
                 return Err(self.error(what));
             }

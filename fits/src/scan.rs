@@ -105,7 +105,10 @@ impl Scan {
     /// Fetch the needed bytes of the next rows, a few MiB at a time.
     async fn read_chunk(&mut self) -> Result<(Bytes, u64, usize)> {
         let (row_len, stride) = (self.table.row_len, self.span.len());
-        let rows_per_chunk = (CHUNK_BYTES / stride.max(1)).max(self.batch_size) as u64;
+        // Separate ranges per row only when the bytes between them are too many to read through.
+        let contiguous = stride == row_len || row_len - stride < SPARSE_GAP || !self.input.is_ranged();
+        let fetched_per_row = if contiguous { row_len } else { stride };
+        let rows_per_chunk = (CHUNK_BYTES / fetched_per_row.max(1)).max(self.batch_size) as u64;
         let first = self.rows.start;
         let count = rows_per_chunk.min(self.rows.end - first);
         self.rows.start += count;
@@ -114,7 +117,7 @@ impl Scan {
         if stride == 0 {
             return Ok((Bytes::new(), first, count));
         }
-        let bytes = if stride == row_len || row_len - stride < SPARSE_GAP || !self.input.is_ranged() {
+        let bytes = if contiguous {
             // One read from the first needed byte of the first row to the last of the last row.
             let start = row_offset(first) + self.span.start as u64;
             let whole = self.input.read(start, (count - 1) * row_len + stride).await?;
