@@ -41,7 +41,8 @@ pub enum Release {
 /// The key columns, the first of [`SUMMARY_COLUMNS`], carried into every file.
 const KEYS: usize = 3;
 
-/// (column, unit, description) of the summary file, in order, keys first. The query's columns must match these.
+/// (column, unit, description) of the summary file, in order, keys first. The query's columns must match these. Units
+/// in the IVOA VOUnit / FITS spelling ("solMass"), which astropy and TOPCAT parse alike.
 const SUMMARY_COLUMNS: [(&str, &str, &str); 13] = [
     ("sdss_id", "", "Unique SDSS-V ID (null for DR17 input)"),
     ("sdss4_apogee_id", "", "SDSS-4 DR17 APOGEE ID (2MASS-style)"),
@@ -49,9 +50,9 @@ const SUMMARY_COLUMNS: [(&str, &str, &str); 13] = [
     ("age", "Gyr", "Maximum-likelihood age: the maximum of the age posterior on its 0-14 Gyr grid"),
     ("e_p_age", "Gyr", "Upper 1-sigma offset of the age (>= 0): the upper bound is age + e_p_age"),
     ("e_n_age", "Gyr", "Lower 1-sigma offset of the age (<= 0, signed): the lower bound is age + e_n_age"),
-    ("mass", "Msun", "Maximum-likelihood mass: the maximum of the mass posterior on its 0-3 Msun grid"),
-    ("e_p_mass", "Msun", "Upper 1-sigma offset of the mass (>= 0)"),
-    ("e_n_mass", "Msun", "Lower 1-sigma offset of the mass (<= 0, signed)"),
+    ("mass", "solMass", "Maximum-likelihood mass: the maximum of the mass posterior on its 0-3 Msun grid"),
+    ("e_p_mass", "solMass", "Upper 1-sigma offset of the mass (>= 0)"),
+    ("e_n_mass", "solMass", "Lower 1-sigma offset of the mass (<= 0, signed)"),
     (
         "training_density",
         "",

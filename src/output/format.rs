@@ -6,12 +6,13 @@ use std::sync::{Arc, Mutex};
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use arrow::error::ArrowError;
-use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::arrow::arrow_writer::ArrowWriterOptions;
+use datafusion::parquet::arrow::{ARROW_SCHEMA_META_KEY, ArrowWriter, encode_arrow_schema};
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::metadata::KeyValue;
 use datafusion::parquet::file::properties::WriterProperties;
 
-use super::votable::StringLengths;
+use super::votable::Described;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum OutputFormat {
@@ -72,7 +73,7 @@ enum Writer {
     Csv(arrow::csv::Writer<SharedBuf>),
     Json(arrow::json::ArrayWriter<SharedBuf>),
     Ndjson(arrow::json::LineDelimitedWriter<SharedBuf>),
-    Parquet(ArrowWriter<SharedBuf>, StringLengths),
+    Parquet(ArrowWriter<SharedBuf>, Described),
 }
 
 /// Encodes a stream of batches of one schema (not the table format, which needs to see rows to align them).
@@ -89,19 +90,16 @@ impl Encoder {
             OutputFormat::Json => Writer::Json(arrow::json::ArrayWriter::new(buf.clone())),
             OutputFormat::Ndjson => Writer::Ndjson(arrow::json::LineDelimitedWriter::new(buf.clone())),
             OutputFormat::Parquet => {
-                // Schema metadata (descriptions, provenance) also as plain Parquet key-values, for non-Arrow readers,
-                // and the columns' units and descriptions as astropy and VO tools read them.
-                let metadata: Vec<KeyValue> = schema.metadata().iter().map(|(k, v)| (k.clone(), v.clone()))
-                    .chain(super::votable::key_values(&schema))
-                    .map(|(k, v)| KeyValue::new(k, v))
-                    .collect();
+                // The metadata (descriptions, provenance, units as astropy and VO tools read them) and the Arrow schema
+                // holding it are written at the end, when the string lengths astropy needs are known.
                 let props = WriterProperties::builder()
                     .set_max_row_group_row_count(Some(row_group_rows(&schema)))
                     .set_compression(Compression::ZSTD(ZstdLevel::default()))
-                    .set_key_value_metadata((!metadata.is_empty()).then_some(metadata))
                     .build();
-                let lengths = StringLengths::new(&schema);
-                Writer::Parquet(ArrowWriter::try_new(buf.clone(), schema, Some(props)).map_err(ArrowError::from)?, lengths)
+                let options = ArrowWriterOptions::new().with_properties(props).with_skip_arrow_metadata(true);
+                let described = Described::new(Arc::clone(&schema));
+                let writer = ArrowWriter::try_new_with_options(buf.clone(), schema, options).map_err(ArrowError::from)?;
+                Writer::Parquet(writer, described)
             }
             OutputFormat::Table => return Err(ArrowError::InvalidArgumentError("table is not a streaming format".into())),
         };
@@ -114,8 +112,8 @@ impl Encoder {
             Writer::Csv(w) => w.write(batch)?,
             Writer::Json(w) => w.write(batch)?,
             Writer::Ndjson(w) => w.write(batch)?,
-            Writer::Parquet(w, lengths) => {
-                lengths.observe(batch);
+            Writer::Parquet(w, described) => {
+                described.observe(batch);
                 w.write(batch).map_err(ArrowError::from)?
             }
         }
@@ -128,8 +126,11 @@ impl Encoder {
             Writer::Csv(_) => {}
             Writer::Json(mut w) => w.finish()?,
             Writer::Ndjson(mut w) => w.finish()?,
-            Writer::Parquet(mut w, lengths) => {
-                lengths.key_values().into_iter().for_each(|(k, v)| w.append_key_value_metadata(KeyValue::new(k, v)));
+            Writer::Parquet(mut w, described) => {
+                // Plain key-values for non-Arrow readers, and the Arrow schema (types, field metadata, the same keys).
+                let schema = described.schema();
+                schema.metadata().iter().for_each(|(k, v)| w.append_key_value_metadata(KeyValue::new(k.clone(), v.clone())));
+                w.append_key_value_metadata(KeyValue::new(ARROW_SCHEMA_META_KEY.to_string(), encode_arrow_schema(&schema)));
                 w.close().map_err(ArrowError::from)?;
             }
         }
@@ -187,7 +188,11 @@ mod tests {
     fn parquet_round_trips() {
         use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
         let bytes = bytes::Bytes::from(encode(OutputFormat::Parquet));
-        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap().build().unwrap();
+        let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap();
+        // The Arrow schema stored at the end holds the astropy and VOParquet keys (pyarrow reads them from there).
+        let metadata = builder.schema().metadata();
+        assert!(metadata["table_meta_yaml"].contains(r#""name":"age""#) && metadata.contains_key("IVOA.VOTable-Parquet.content"));
+        let reader = builder.build().unwrap();
         let read: Vec<RecordBatch> = reader.collect::<Result<_, _>>().unwrap();
         let rows: usize = read.iter().map(|b| b.num_rows()).sum();
         assert_eq!(rows, 3);
