@@ -1,6 +1,6 @@
 """FITS test files written by astropy, with the values a reader must find in them.
 
-    python tests/data/fits/make_fits.py OUT_DIR [BUNDLED.parquet]
+    python tests/data/fits/make_fits.py OUT_DIR [--bundled BUNDLED.parquet] [--only types hdus large huge]
 
 OUT_DIR/types.fits     one BINTABLE with every TFORM (L X B I J K A E D C M, P and Q arrays), repeat counts and TDIM,
                        TSCAL/TZERO (linear and the signed/unsigned integer conventions), TNULL, NaN/inf, TUNIT and
@@ -9,9 +9,15 @@ OUT_DIR/types.fits     one BINTABLE with every TFORM (L X B I J K A E D C M, P a
                        arrays outermost first, as numpy gives them).
 OUT_DIR/types.fits.gz  the same, gzipped.
 OUT_DIR/hdus.fits      an image HDU, then binary tables 'FIRST' (2 rows) and 'SECOND' (3 rows).
+OUT_DIR/wide.fits      8 rows of an `id` (J) and a 300,000-element `spectrum` (E): rows of 1.2 MB, wider than the gap
+                       that makes separate ranged reads per row pay.
+OUT_DIR/long.fits      1,500,000 rows of `id` (K, the row number) and `x` (D, id / 2): 24 MB of rows.
+OUT_DIR/huge.fits      (only if asked for) 25,000,000 rows of zeros (id K, x D): 400 MB, sparse; and gzipped.
+(+ .gz)
 OUT_DIR/bundled.fits   the bundled stars (a DR19 astraAllStarASPCAP Parquet file) as astropy writes them to FITS
-(+ .gz)                (null integers -> TNULL, null strings -> empty), if the Parquet path is given.
+(+ .gz)                (null integers -> TNULL, null strings -> empty), if --bundled gives the Parquet path.
 """
+import argparse
 import gzip
 import json
 import math
@@ -141,6 +147,39 @@ def hdus(out):
     fits.HDUList([fits.PrimaryHDU(), image, first, second]).writeto(os.path.join(out, "hdus.fits"), overwrite=True)
 
 
+def large(out):
+    """Files for the tests that count the bytes a query fetches from object storage."""
+    ids = np.arange(8, dtype=np.int32)
+    spectra = np.broadcast_to(np.arange(300_000, dtype=np.float32), (8, 300_000)) + ids[:, None]
+    fits.BinTableHDU.from_columns([fits.Column(name="id", format="J", array=ids),
+                                   fits.Column(name="spectrum", format="300000E", array=spectra)]).writeto(
+        os.path.join(out, "wide.fits"), overwrite=True)
+    rows = np.arange(1_500_000, dtype=np.int64)
+    fits.BinTableHDU.from_columns([fits.Column(name="id", format="K", array=rows),
+                                   fits.Column(name="x", format="D", array=rows / 2)]).writeto(
+        os.path.join(out, "long.fits"), overwrite=True)
+
+
+def huge(out, rows=25_000_000):
+    """A 400 MB table that takes no disk, for the test of bounded memory: astropy writes the header of `id` (K) and
+    `x` (D) with one row of zeros, NAXIS2 is then set to `rows` and the file extended (sparse) to hold them: every
+    value is 0. Gzipped too (0.4 MB)."""
+    path = os.path.join(out, "huge.fits")
+    zeros = [fits.Column(name="id", format="K", array=np.zeros(1, np.int64)), fits.Column(name="x", format="D", array=np.zeros(1))]
+    fits.BinTableHDU.from_columns(zeros).writeto(path, overwrite=True)
+    with fits.open(path) as hdul:
+        header_at, data_at = hdul[1].fileinfo()["hdrLoc"], hdul[1].fileinfo()["datLoc"]
+    with open(path, "r+b") as f:
+        f.seek(header_at)
+        header = f.read(data_at - header_at)
+        at = header.index(b"NAXIS2  = ")
+        f.seek(header_at + at)
+        f.write(f"NAXIS2  = {rows:>20}".ljust(80).encode())
+        f.truncate(data_at + -(-rows * 16 // 2880) * 2880)
+    with open(path, "rb") as src, gzip.open(path + ".gz", "wb", compresslevel=1) as dst:
+        shutil.copyfileobj(src, dst, 16 << 20)
+
+
 def bundled(out, parquet):
     """The bundled stars through astropy: its Parquet reader fails on null strings, so build the table from pyarrow
     with the nulls as masks, as a user converting the file would."""
@@ -166,10 +205,17 @@ def gz(path):
         shutil.copyfileobj(src, dst)
 
 
+FILES = {"types": types, "hdus": hdus, "large": large, "huge": huge}
+
 if __name__ == "__main__":
-    out = sys.argv[1]
-    os.makedirs(out, exist_ok=True)
-    types(out)
-    hdus(out)
-    if len(sys.argv) > 2:
-        bundled(out, sys.argv[2])
+    ap = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    ap.add_argument("out_dir")
+    ap.add_argument("--bundled", metavar="PARQUET", help="also write bundled.fits(.gz) from this Parquet file")
+    ap.add_argument("--only", nargs="+", choices=FILES, default=["types", "hdus", "large"],
+                    help="the files to write (default: types hdus large)")
+    args = ap.parse_args()
+    os.makedirs(args.out_dir, exist_ok=True)
+    for name in args.only:
+        FILES[name](args.out_dir)
+    if args.bundled:
+        bundled(args.out_dir, args.bundled)
