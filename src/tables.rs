@@ -85,7 +85,7 @@ pub async fn register_table(
     let options = ListingOptions::new(format.file_format()).with_file_extension(extension);
     ctx.register_listing_table(name, location, options, None, None).await.map_err(|e| match e {
         DataFusionError::Plan(m) if m.contains("No files found") || m.contains("not found") => {
-            data_error(format!("table '{name}': no {format:?} files at '{location}'"))
+            data_error(format!("table '{name}': no {} files at '{location}'", format.extension()))
         }
         other => other.context(format!("table '{name}' ({location})")),
     })
