@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The test suite, as CI runs it: installs the test tools (ONNX Runtime library, s3s-fs, the scripts' Python venv), then
 # every test of the workspace (unit, integration, CLI, S3, catalogue, sqllogictest, model parity), then the Python tests
-# (the reference posterior math, the catalogue figures). Build products go to $CARGO_TARGET_DIR
-# (default ~/.cache/starflow-target) so they survive between runs.
+# (the reference posterior math, the reference data, the catalogue figures), then the standalone tests (a fresh clone
+# with nothing beside it; the release bundle unpacked and run with a clean environment). Build products go to
+# $CARGO_TARGET_DIR (default ~/.cache/starflow-target) so they survive between runs.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/starflow-target}
@@ -11,4 +12,6 @@ python=$("$here/scripts/python-env.sh")
 cd "$here"
 cargo test --workspace "$@"
 "$python" models/train/test_reference.py
+"$python" scripts/reference_data.py check
 "$python" scripts/test_catalog_figures.py
+"$python" scripts/test_standalone.py

@@ -122,7 +122,7 @@ fn provenance(session: &Session, input: &str, models: &[&Model]) -> HashMap<Stri
         ("input".to_string(), input.to_string()),
         ("models".to_string(), serde_json::Value::Array(models).to_string()),
         ("seed".to_string(), settings.seed.to_string()),
-        ("method".to_string(), "StarFlow (Stone-Martinez et al. 2025); the math of shared/docs/SCIENCE.md".to_string()),
+        ("method".to_string(), "StarFlow (Stone-Martinez et al. 2025); the math of docs/METHOD.md".to_string()),
     ])
 }
 

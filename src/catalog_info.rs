@@ -5,18 +5,23 @@ use std::fmt::Write;
 
 use datafusion::logical_expr::ScalarUDF;
 use starflow_udfs::ModelRegistry;
+use starflow_udfs::locate::Context;
 use starflow_udfs::functions::all_functions;
 use std::sync::Arc;
 
-/// Every model with its provenance; each model's ONNX file is opened on the configured device to prove it runs.
+/// Every model with its provenance; each model's ONNX file is opened on the configured device to prove it runs. Says
+/// where the models and ONNX Runtime came from: the path, and the rule of `starflow_udfs::locate` that found it.
 pub fn describe_models(registry: &ModelRegistry) -> String {
     let mut out = String::new();
-    let source = registry.source.as_ref().map(|s| s.display().to_string()).unwrap_or_else(|| "(none found)".into());
+    let source = registry.source.as_ref().map(ToString::to_string).unwrap_or_else(|| {
+        let searched: Vec<String> = Context::of_process().places().iter().map(|p| p.models.display().to_string()).collect();
+        format!("none found (no --models or STARFLOW_MODELS, and none of: {})", searched.join(", "))
+    });
     let _ = writeln!(out, "models directory: {source}");
     let _ = writeln!(out, "device: {}", registry.device);
     match starflow_udfs::onnx::init() {
         Ok(runtime) => {
-            let _ = writeln!(out, "onnxruntime: {}", runtime.library.display());
+            let _ = writeln!(out, "onnxruntime: {}", runtime.library);
         }
         Err(e) => {
             let _ = writeln!(out, "onnxruntime: NOT AVAILABLE: {e}");

@@ -120,8 +120,10 @@ pub struct GlobalArgs {
     /// Time limit of one object-store request, in seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 30.0, global = true)]
     pub io_timeout: f64,
-    /// Directory of models (one sub-directory per model, see docs/MODEL_FORMAT.md) [default: the bundled models/].
-    #[arg(long, value_name = "DIR", env = "STARFLOW_MODELS", global = true)]
+    /// Directory of models (one sub-directory per model, see docs/MODEL_FORMAT.md) [default: $STARFLOW_MODELS, else
+    /// the first models/ beside the executable, in the source checkout holding the working directory, or in
+    /// ~/.local/share/starflow; `starflow models` says which].
+    #[arg(long, value_name = "DIR", global = true)]
     pub models: Option<PathBuf>,
     /// Device for flow inference: cpu, cuda or cuda:N. A CUDA request that cannot be honoured is an error.
     #[arg(long, value_name = "DEVICE", env = "STARFLOW_DEVICE", default_value = "cpu", value_parser = parse_device, global = true)]

@@ -14,6 +14,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::{DFParser, Statement};
 
+use starflow_udfs::locate::Context;
 use starflow_udfs::{Device, ModelRegistry};
 
 use crate::executor::CpuExecutor;
@@ -32,7 +33,7 @@ pub struct EngineOptions {
     /// Rows per record batch.
     pub batch_size: Option<usize>,
     pub stores: StoreOptions,
-    /// Where models are loaded from (`None`: `STARFLOW_MODELS` or the bundled `models/`).
+    /// Where models are loaded from (`None`: `STARFLOW_MODELS`, else the places of `starflow_udfs::locate`).
     pub models_dir: Option<std::path::PathBuf>,
     pub device: Device,
     /// Print which model runs on which device when it is first used.
@@ -142,22 +143,21 @@ impl Engine {
     }
 }
 
-/// The models of `--models`/`STARFLOW_MODELS` must load; the bundled default may be absent (plain SQL still works,
+/// The models of `--models`/`STARFLOW_MODELS` must load; the installed ones may be absent (plain SQL still works,
 /// and the StarFlow functions then say which model is missing). Every model is opened and probed on the device now
 /// (`ModelRegistry::load`): a broken model or a CUDA request that cannot be honoured stops the engine before any data
 /// is read.
 fn load_models(options: &EngineOptions) -> Result<ModelRegistry> {
-    let explicit = options.models_dir.clone().or_else(|| std::env::var_os("STARFLOW_MODELS").map(Into::into));
-    let dir = explicit.clone().unwrap_or_else(starflow_udfs::registry::default_models_dir);
-    if explicit.is_none() && !dir.is_dir() {
+    let Some(found) = Context::of_process().models_dir(options.models_dir.as_deref()) else {
         return Ok(ModelRegistry::default().with_threads(options.threads));
-    }
-    let registry = ModelRegistry::load(&dir, options.device).map_err(|e| {
+    };
+    let dir = &found.path;
+    let registry = ModelRegistry::load(dir, options.device).map_err(|e| {
         match starflow_udfs::onnx::check_device(options.device) {
             // The machine's problem (ONNX Runtime missing, the device unusable) rather than the files': exit 1, not 4.
             Err(machine) => DataFusionError::Execution(format!("{machine} (needed for the models in {})", dir.display())),
             Ok(()) => data_error(e),
         }
     })?;
-    Ok(registry.announcing(options.announce_models).with_threads(options.threads))
+    Ok(registry.found_by(found.rule).announcing(options.announce_models).with_threads(options.threads))
 }

@@ -177,15 +177,26 @@ fn a_cuda_request_on_a_machine_without_cuda_is_refused_not_run_on_the_cpu() {
 
 #[test]
 fn models_and_functions_describe_what_is_served() {
-    let out = starflow().arg("models").output().unwrap();
+    // Run from the repository (cargo's working directory for tests), a dev build finds its models and ONNX Runtime in
+    // the checkout, by a rule applied at run time, and says so.
+    let root = common::repo_root();
+    let out = starflow().env_remove("ORT_DYLIB_PATH").arg("models").output().unwrap();
     let text = stdout_of(&out);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let checkout = "(found by: the source checkout holding the working directory)";
+    assert!(text.contains(&format!("models directory: {} {checkout}\n", root.join("models").display())), "{text}");
+    assert!(text.contains(&format!("onnxruntime: {} {checkout}\n", root.join(".ort/libonnxruntime.so.1.31.1").display())), "{text}");
     assert!(text.contains("device: cpu"), "{text}");
     for name in ["\nage ", "\nmass "] {
         assert!(text.contains(name), "{text}");
     }
     assert_eq!(text.matches("session:   ok on cpu").count(), 2, "{text}");
     assert!(text.contains("grid 0..14 (250 points)") && text.contains("grid 0..3 (250 points)"), "{text}");
+    let models = root.join("models");
+    let by_env = stdout_of(&starflow().env("STARFLOW_MODELS", &models).arg("models").output().unwrap());
+    assert!(by_env.contains(&format!("models directory: {} (found by: $STARFLOW_MODELS)\n", models.display())), "{by_env}");
+    let by_flag = stdout_of(&starflow().env("STARFLOW_MODELS", "/nonexistent").arg("--models").arg(&models).arg("models").output().unwrap());
+    assert!(by_flag.contains(&format!("models directory: {} (found by: --models)\n", models.display())), "{by_flag}");
 
     let out = starflow().arg("functions").output().unwrap();
     let text = stdout_of(&out);

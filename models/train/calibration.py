@@ -94,3 +94,14 @@ def binned(x, truth, e_truth, est, grid, edges) -> list:
         r["bin"] = [lo, hi]
         out.append(r)
     return out
+
+
+def columns(results, grid_size):
+    """reference.Result list -> per-star arrays, as the engine returns them (NaN where there is no number)."""
+    def col(k):
+        return np.array([np.nan if getattr(r, k) is None else getattr(r, k) for r in results], dtype=np.float64)
+    out = {k: col(k) for k in ("value", "e_p", "e_n", "median", "p16", "p84")}
+    out["density"] = col("training_density")
+    out["bitmask"] = np.array([r.bitmask for r in results], dtype=np.int64)
+    out["posterior"] = np.array([np.full(grid_size, np.nan) if r.posterior is None else r.posterior for r in results])
+    return out

@@ -45,6 +45,7 @@ import data as D  # noqa: E402
 from paths import REFERENCE  # noqa: E402
 import engine_draws  # noqa: E402
 import reference as R  # noqa: E402
+import report_cn  # noqa: E402
 import releases as RL  # noqa: E402
 
 DEFAULT_MODELS = os.path.normpath(os.path.join(HERE, ".."))
@@ -80,22 +81,11 @@ def ort_log_prob(path):
     return fn
 
 
-def columns(results, grid_size):
-    """reference.Result list -> per-star arrays, as the engine returns them (NaN where there is no number)."""
-    def col(k):
-        return np.array([np.nan if getattr(r, k) is None else getattr(r, k) for r in results], dtype=np.float64)
-    out = {k: col(k) for k in ("value", "e_p", "e_n", "median", "p16", "p84")}
-    out["density"] = col("training_density")
-    out["bitmask"] = np.array([r.bitmask for r in results], dtype=np.int64)
-    out["posterior"] = np.array([np.full(grid_size, np.nan) if r.posterior is None else r.posterior for r in results])
-    return out
-
-
 def reference_estimates(model_dir, model, v, e, release, seed, draws=None):
     """reference.py with onnxruntime; numpy draws from `seed` unless `draws` (one [D, 5] array per star) are given."""
     res, _ = R.posterior_many(model, v, e, ort_log_prob(os.path.join(model_dir, "model.onnx")), seed=seed,
                               draws_list=draws, release=release)
-    return columns(res, len(model.grid))
+    return C.columns(res, len(model.grid))
 
 
 def starflow_estimates(args, model_name, grid_size, v, e, release, seed=engine_draws.DEFAULT_SEED, draws=None):
@@ -220,6 +210,10 @@ def evaluate_model(args, prep, name, method):
                 entry["sensitivity"] = sensitivity(args, model_name, model, v, e, est, ok, seed)
                 entry["monte_carlo"] = monte_carlo(args, model_name, model, v, e, seed)
         out["sets"][set_name] = entry
+    if method == "v2":
+        out["cn"] = report_cn.evaluate(
+            name, model, man, prep, lambda v, e: estimate(args, model_name, model, v, e, report_cn.RELEASE, seed),
+            ort_log_prob(os.path.join(args.models, model_name, "model.onnx")))
     return out
 
 
@@ -446,6 +440,8 @@ def study_section(models_dir):
                  "degraded: cov. / Z | MADE DR14: cov. / Z (n) |")
         L.append("|---|---|---|---|---|---|---|---|---|---|---|")
         for run, r in st.items():
+            if run.startswith("_"):
+                continue
             d, g, m = r["dr17"], r["degraded"], r.get("dr14", {})
             nll = np.mean(r["validation_nll_members"])
             L.append(f"| {run} | {nll:.4f} | {pct(d['coverage_1sigma'])} | {pct(d['coverage_2sigma'])} | "
@@ -453,6 +449,12 @@ def study_section(models_dir):
                      f"{pct(d['one_pass_fraction'])} | {pct(g['coverage_1sigma'])} / {fmt(g['z_std'])} | "
                      f"{pct(m.get('coverage_1sigma'))} / {fmt(m.get('z_std'))} ({m.get('n', 0)}) |")
         L.append("")
+        if "_speed" in st:
+            L.append("ONNX Runtime time of one star's 250-row call, relative to the paper's architecture (`study.py "
+                     "--speed`, interleaved in one process): " + ", ".join(
+                         f"{run} {v['ms_per_star_call']:.2f} ms ({v['relative']:.1f}x)" for run, v in st["_speed"].items())
+                     + ".")
+            L.append("")
     return L
 
 
@@ -566,6 +568,8 @@ def write_markdown(args, M, evs, figs, prep):
             A(f"| {m['draws']} | {m['median_abs_shift']:.3f} | {m['p95_abs_shift']:.3f} | "
               f"{m['median_shift_over_width']:.3f} | {pct(m['ml_changed'])} | {m['bitmask_changed']} of {m['n']} |")
         A("")
+        if v2.get("cn"):
+            L.extend(report_cn.markdown(name, v2["cn"], figs[name], pct, fmt))
         for key, title in (("calibration", "PIT histogram and calibration curve"),
                            ("vs_seismic", "posterior median vs asteroseismic value, binned (compression)"),
                            ("bins", "coverage, Z-score std and MRD per asteroseismic bin"),
@@ -639,6 +643,10 @@ def main(argv=None):
                       "vs_seismic": fig_estimate_vs_truth(name, evs[name], out),
                       "bins": fig_bins(name, evs[name], out),
                       "loss": fig_loss(name, evs[name]["v2"]["manifest"], out)}
+        cn = evs[name]["v2"].get("cn")
+        if cn:
+            M[name]["v2"]["cn"] = {k: v for k, v in cn.items() if k != "examples"}
+            figs[name].update(report_cn.figures(name, evs[name]["v2"]["manifest"]["cn"], cn, out, plt))
     with open(os.path.join(out, "metrics.json"), "w") as f:
         json.dump(M, f, indent=1, default=float)
         f.write("\n")

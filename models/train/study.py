@@ -162,6 +162,42 @@ def evaluate(name, md, prep, model, log_prob, made):
     return out
 
 
+def speed(name, args, runs=("v2", "v2_h32_b8", "v2_h64_b10"), rows=250, calls=400):
+    """ONNX Runtime time of one star's 250-row call (the engine's unit of work) per architecture, side by side in one
+    process (1 intra-op thread, as the engine): the cost of capacity."""
+    import tempfile
+
+    import onnxruntime as ort
+    x = np.random.default_rng(0).standard_normal((rows, 6)).astype(np.float32)
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        sessions = {}
+        for run in runs:
+            overrides, members = RUNS[run]
+            path = os.path.join(args.work, f"{name}_{member_key(overrides, members[0])}.pt")
+            if not os.path.exists(path):
+                continue
+            cfg = T.TrainConfig(**{k: v for k, v in overrides.items() if k != "weighting"})
+            flow = F.build_flow(0, cfg.hidden, cfg.blocks)
+            flow.load_state_dict(torch.load(path, weights_only=False)["state"])
+            onnx_path = os.path.join(tmp, f"{run}.onnx")
+            F.export_onnx(flow.eval(), onnx_path)
+            so = ort.SessionOptions()
+            so.intra_op_num_threads = 1
+            sessions[run] = ort.InferenceSession(onnx_path, so, providers=["CPUExecutionProvider"])
+        for _ in range(3):  # interleaved rounds: the machine's load hits every architecture alike
+            for run, sess in sessions.items():
+                for _ in range(20):
+                    sess.run(None, {"x": x})
+                t0 = time.perf_counter()
+                for _ in range(calls):
+                    sess.run(None, {"x": x})
+                dt = (time.perf_counter() - t0) / calls
+                out[run] = min(out.get(run, float("inf")), dt)
+    base = out.get("v2")
+    return {run: {"ms_per_star_call": 1e3 * dt, "relative": dt / base if base else None} for run, dt in out.items()}
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", nargs="*", default=list(RUNS), choices=list(RUNS))
@@ -169,6 +205,7 @@ def main(argv=None):
     ap.add_argument("--work", default=DEFAULT_WORK, help="where trained members are kept (default: %(default)s)")
     ap.add_argument("--data", default=None, help="data directory (default: the repository's)")
     ap.add_argument("--max-minutes", type=float, default=15.0, help="training wall-time cap per member")
+    ap.add_argument("--speed", action="store_true", help="only time the capacity runs' flows in ONNX Runtime")
     args = ap.parse_args(argv)
     os.makedirs(args.work, exist_ok=True)
     torch.set_num_threads(1)
@@ -180,6 +217,13 @@ def main(argv=None):
     for name in ([args.only] if args.only else ["age", "mass"]):
         out = os.path.join(REPORT_DIR, f"study_{name}.json")
         results = json.load(open(out)) if os.path.exists(out) else {}
+        if args.speed:
+            results["_speed"] = speed(name, args)
+            print(f"== {name} speed: {results['_speed']}", flush=True)
+            with open(out, "w") as f:
+                json.dump(results, f, indent=1, default=float)
+                f.write("\n")
+            continue
         md = D.model_data(prep, name)
         sig_train = D.sigma_train(md.split("train"), prep.logg_cal)
         for run in args.runs:

@@ -8,6 +8,7 @@ pub mod config;
 pub mod draws;
 pub mod functions;
 pub mod inference;
+pub mod locate;
 pub mod manifest;
 pub mod model;
 pub mod onnx;

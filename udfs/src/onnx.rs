@@ -1,17 +1,20 @@
 //! ONNX Runtime: finding the shared library, choosing the device, creating sessions.
 //!
-//! The library is loaded at run time (ort `load-dynamic`): from `ORT_DYLIB_PATH`, from `libonnxruntime.so` beside the
-//! executable, or from the repository's `.ort/` (where `scripts/fetch-onnxruntime.sh` puts it). Execution providers are
-//! registered with `error_on_failure`, so a CUDA request is honoured or refused, never silently run on the CPU.
+//! The library is loaded at run time (ort `load-dynamic`): from `ORT_DYLIB_PATH`, else the first `libonnxruntime.so` of
+//! the places [`crate::locate`] searches (beside the executable, the source checkout's `.ort/` where
+//! `scripts/fetch-onnxruntime.sh` puts it, the user data directory). Execution providers are registered with
+//! `error_on_failure`, so a CUDA request is honoured or refused, never silently run on the CPU.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::str::FromStr;
 use std::sync::OnceLock;
 
 use ort::environment::Environment;
 use ort::session::Session;
 use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
+
+use crate::locate::{Context, Found};
 
 /// Where flows are evaluated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -46,23 +49,10 @@ impl fmt::Display for Device {
     }
 }
 
-fn library_candidates() -> Vec<PathBuf> {
-    let mut paths = Vec::new();
-    if let Some(p) = std::env::var_os("ORT_DYLIB_PATH") {
-        paths.push(PathBuf::from(p));
-        return paths; // an explicit choice is the only one tried
-    }
-    if let Some(dir) = std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf)) {
-        paths.push(dir.join("libonnxruntime.so"));
-    }
-    let repository = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.ort/libonnxruntime.so");
-    paths.push(repository.canonicalize().unwrap_or(repository));
-    paths
-}
-
 /// ONNX Runtime, loaded once per process.
 pub struct Runtime {
-    pub library: PathBuf,
+    /// The library loaded, and the rule that found it.
+    pub library: Found,
     environment: Environment,
 }
 
@@ -71,19 +61,20 @@ pub fn init() -> Result<&'static Runtime, String> {
     static RUNTIME: OnceLock<Result<Runtime, String>> = OnceLock::new();
     RUNTIME
         .get_or_init(|| {
-            let candidates = library_candidates();
-            let Some(path) = candidates.iter().find(|p| p.is_file()) else {
-                let tried: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
+            let candidates = Context::of_process().library_candidates();
+            let Some(library) = candidates.iter().find(|c| c.path.is_file()).cloned() else {
+                let tried: Vec<String> = candidates.iter().map(|c| c.path.display().to_string()).collect();
                 return Err(format!(
                     "the ONNX Runtime library (libonnxruntime.so 1.31) was not found (tried: {}); run \
                      scripts/fetch-onnxruntime.sh or set ORT_DYLIB_PATH",
                     tried.join(", ")
                 ));
             };
-            let builder = ort::init_from(path).map_err(|e| format!("cannot load {}: {e}", path.display()))?;
+            let builder =
+                ort::init_from(&library.path).map_err(|e| format!("cannot load {}: {e}", library.path.display()))?;
             let environment =
                 builder.with_name("starflow").build().map_err(|e| format!("cannot start ONNX Runtime: {e}"))?;
-            Ok(Runtime { library: path.clone(), environment })
+            Ok(Runtime { library, environment })
         })
         .as_ref()
         .map_err(Clone::clone)

@@ -5,14 +5,15 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
+use crate::locate::{Found, Rule};
 use crate::manifest::Manifest;
 use crate::model::Model;
 use crate::onnx::Device;
 
 #[derive(Debug, Default)]
 pub struct ModelRegistry {
-    /// The directory models were loaded from.
-    pub source: Option<PathBuf>,
+    /// The directory models were loaded from, and the rule that chose it.
+    pub source: Option<Found>,
     pub device: Device,
     models: BTreeMap<String, Arc<Model>>,
     pool: InferencePool,
@@ -53,16 +54,6 @@ impl Default for InferencePool {
     }
 }
 
-/// `--models DIR`, else `STARFLOW_MODELS`, else `models/` beside the executable, else the repository's `models/`.
-pub fn default_models_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("STARFLOW_MODELS") {
-        return dir.into();
-    }
-    let beside_exe = std::env::current_exe().ok().and_then(|e| e.parent().map(|d| d.join("models")));
-    let repository = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models");
-    beside_exe.filter(|d| d.is_dir()).unwrap_or_else(|| repository.canonicalize().unwrap_or(repository))
-}
-
 fn sha256_hex(path: &Path) -> Result<String, String> {
     use sha2::{Digest, Sha256};
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -84,7 +75,8 @@ impl ModelRegistry {
                 return Err(format!("two models are named '{}' (one in {})", previous.name(), previous.dir.display()));
             }
         }
-        Ok(Self { source: Some(dir.to_path_buf()), device, models, pool: InferencePool::default() })
+        let source = Found { path: dir.to_path_buf(), rule: Rule::Given };
+        Ok(Self { source: Some(source), device, models, pool: InferencePool::default() })
     }
 
     pub fn load_model(dir: &Path, device: Device) -> Result<Model, String> {
@@ -102,6 +94,14 @@ impl ModelRegistry {
         let model = Model::from_manifest(manifest, dir, device);
         model.check()?;
         Ok(model)
+    }
+
+    /// Record which rule found the models directory (see [`crate::locate`]).
+    pub fn found_by(mut self, rule: Rule) -> Self {
+        if let Some(source) = &mut self.source {
+            source.rule = rule;
+        }
+        self
     }
 
     /// Evaluate flows on `threads` threads (default: one per core).
@@ -131,7 +131,7 @@ impl ModelRegistry {
     pub fn require(&self, name: &str) -> Result<Arc<Model>, String> {
         self.get(name).ok_or_else(|| {
             let known: Vec<&str> = self.models.keys().map(String::as_str).collect();
-            let source = self.source.as_ref().map(|s| s.display().to_string()).unwrap_or_else(|| "none".into());
+            let source = self.source.as_ref().map(|s| s.path.display().to_string()).unwrap_or_else(|| "none".into());
             format!("no model named '{name}' is loaded (models directory: {source}; loaded: {known:?})")
         })
     }
