@@ -1,6 +1,6 @@
 //! Time the candidate Rust FITS libraries decoding every column of a binary table (HDU 1) into memory:
-//!     fits-libraries FILE.fits
-//! prints one JSON object: seconds per library and a checksum per library (they must agree).
+//!     fits-libraries FILE.fits [fitsio|fitsrs]...     (both by default)
+//! prints one JSON object: per library, the seconds its reading took and a checksum (they must agree).
 //! - fitsrs 0.4 (pure Rust): its row iterator, one `DataValue` per element;
 //! - fitsio 0.21 (cfitsio 3.49, bundled): `read_col` per column, each into a `Vec` of the column's type.
 
@@ -63,9 +63,19 @@ fn fitsio(path: &str) -> f64 {
 }
 
 fn main() {
-    let path = std::env::args().nth(1).expect("usage: fits-libraries FILE.fits");
+    let mut args = std::env::args().skip(1);
+    let path = args.next().expect("usage: fits-libraries FILE.fits [fitsio|fitsrs]...");
+    let mut names: Vec<String> = args.collect();
+    if names.is_empty() {
+        names = vec!["fitsio".into(), "fitsrs".into()];
+    }
     let mut out = Vec::new();
-    for (name, read) in [("fitsio", fitsio as fn(&str) -> f64), ("fitsrs", fitsrs)] {
+    for name in names {
+        let read: fn(&str) -> f64 = match name.as_str() {
+            "fitsio" => fitsio,
+            "fitsrs" => fitsrs,
+            other => panic!("unknown library {other}: fitsio or fitsrs"),
+        };
         let start = Instant::now();
         let checksum = read(&path);
         out.push(format!("\"{name}\": {{\"seconds\": {:.3}, \"checksum\": {checksum:e}}}", start.elapsed().as_secs_f64()));
