@@ -15,7 +15,7 @@ use starflow_fits::FitsFormat;
 pub enum InputFormat {
     Parquet,
     Csv,
-    /// FITS binary tables (the first BINTABLE HDU; plain or gzipped).
+    /// FITS binary tables (the first BINTABLE HDU with rows; plain or gzipped).
     Fits,
 }
 
@@ -79,9 +79,10 @@ pub async fn register_table(
         Some(f) => f,
         None => infer_format(location)?,
     };
-    // A single file is read whatever its extension; directories and globs pick the files of the format.
+    // A single file is read whatever its extension, and a glob that names one (`dir/*.fits.gz`) picks its files itself;
+    // directories and globs without an extension pick the files of the format.
     let is_pattern = location.ends_with('/') || location.contains(['*', '?', '[']) || file_extension(location).is_none();
-    let extension = if is_pattern { format.extension().to_string() } else { String::new() };
+    let extension = if is_pattern && file_extension(location).is_none() { format.extension().to_string() } else { String::new() };
     let options = ListingOptions::new(format.file_format()).with_file_extension(extension);
     ctx.register_listing_table(name, location, options, None, None).await.map_err(|e| match e {
         DataFusionError::Plan(m) if m.contains("No files found") || m.contains("not found") => {
