@@ -108,7 +108,8 @@ impl Scan {
         // Separate ranges per row only when the bytes between them are too many to read through.
         let contiguous = stride == row_len || row_len - stride < SPARSE_GAP || !self.input.is_ranged();
         let fetched_per_row = if contiguous { row_len } else { stride };
-        let rows_per_chunk = (CHUNK_BYTES / fetched_per_row.max(1)).max(self.batch_size) as u64;
+        // Wide rows make chunks of fewer rows (and batches of at most a chunk's rows), never chunks of more bytes.
+        let rows_per_chunk = (CHUNK_BYTES / fetched_per_row.max(1)).max(1) as u64;
         let first = self.rows.start;
         let count = rows_per_chunk.min(self.rows.end - first);
         self.rows.start += count;

@@ -1,12 +1,13 @@
-//! Memory stays bounded whatever the file's size: a 400 MB table, plain and gzipped, is scanned while this test
-//! binary's allocator keeps the heap's high-water mark, which must stay far below the file's size. (Its own binary:
+//! Memory stays bounded whatever the file's size: 400 MB tables (narrow rows plain and gzipped, wide rows) are scanned
+//! while this test binary's allocator keeps the heap's high-water mark, which must stay far below the file's size. (Its own binary:
 //! the allocator counts every thread of the process.)
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 use datafusion::arrow::array::AsArray;
-use datafusion::arrow::datatypes::{Float64Type, Int64Type};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Int64Type};
 
 mod common;
 
@@ -52,18 +53,18 @@ static HEAP: Counting = Counting;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scans_of_a_large_file_use_little_memory() {
     let dir = common::make_fits(&["--only", "huge"]);
-    for name in ["huge.fits", "huge.fits.gz"] {
+    // Narrow rows, plain and gzipped; rows of 100 kB, of which only a 4-byte field is wanted.
+    for (name, rows) in [("huge.fits", 25_000_000), ("huge.fits.gz", 25_000_000), ("huge-wide.fits", 4_000)] {
         let path = dir.path().join(name);
         let file_size = std::fs::metadata(&path).unwrap().len();
         let ctx = common::context(2, 8192);
         let before = CURRENT.load(Relaxed);
         PEAK.store(before, Relaxed);
-        let sql = format!("SELECT count(id), sum(x), max(id) FROM '{}'", path.display());
-        let batches = common::query(&ctx, &sql).await.unwrap();
+        let batches = common::query(&ctx, &format!("SELECT count(id), max(id) FROM '{}'", path.display())).await.unwrap();
         let peak = PEAK.load(Relaxed) - before;
-        let row = &batches[0];
-        assert_eq!(row.column(0).as_primitive::<Int64Type>().value(0), 25_000_000, "{name}");
-        assert_eq!((row.column(1).as_primitive::<Float64Type>().value(0), row.column(2).as_primitive::<Int64Type>().value(0)), (0.0, 0), "{name}");
+        let counts = batches[0].column(0).as_primitive::<Int64Type>().value(0);
+        let max = cast(batches[0].column(1), &DataType::Int64).unwrap().as_primitive::<Int64Type>().value(0);
+        assert_eq!((counts, max), (rows, 0), "{name}");
         println!("{name}: the heap grew by at most {:.1} MiB", peak as f64 / (1 << 20) as f64);
         // Two partitions of 8 MiB chunks, their batches, the decompressor's buffers.
         assert!(peak < 64 << 20, "{name}: the heap grew by {} MiB to scan 400 MB ({file_size} bytes on disk)", peak >> 20);

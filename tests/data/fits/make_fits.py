@@ -13,7 +13,7 @@ OUT_DIR/wide.fits      8 rows of an `id` (J) and a 300,000-element `spectrum` (E
                        that makes separate ranged reads per row pay.
 OUT_DIR/long.fits      1,500,000 rows of `id` (K, the row number) and `x` (D, id / 2): 24 MB of rows.
 OUT_DIR/huge.fits      (only if asked for) 25,000,000 rows of zeros (id K, x D): 400 MB, sparse; and gzipped.
-(+ .gz)
+(+ .gz, huge-wide.fits: 4,000 rows of 100 kB, also 400 MB of zeros)
 OUT_DIR/bundled.fits   the bundled stars (a DR19 astraAllStarASPCAP Parquet file) as astropy writes them to FITS
 (+ .gz)                (null integers -> TNULL, null strings -> empty), if --bundled gives the Parquet path.
 """
@@ -160,13 +160,23 @@ def large(out):
         os.path.join(out, "long.fits"), overwrite=True)
 
 
-def huge(out, rows=25_000_000):
-    """A 400 MB table that takes no disk, for the test of bounded memory: astropy writes the header of `id` (K) and
-    `x` (D) with one row of zeros, NAXIS2 is then set to `rows` and the file extended (sparse) to hold them: every
-    value is 0. Gzipped too (0.4 MB)."""
-    path = os.path.join(out, "huge.fits")
-    zeros = [fits.Column(name="id", format="K", array=np.zeros(1, np.int64)), fits.Column(name="x", format="D", array=np.zeros(1))]
-    fits.BinTableHDU.from_columns(zeros).writeto(path, overwrite=True)
+def huge(out):
+    """400 MB tables that take no disk, for the test of bounded memory: `huge.fits`, 25,000,000 rows of `id` (K) and
+    `x` (D), gzipped too (1.7 MB); `huge-wide.fits`, 4,000 rows of `id` (J) and a 25,000-element `spectrum` (E), rows
+    of 100 kB. Every value is 0."""
+    sparse(os.path.join(out, "huge.fits"), 25_000_000, [fits.Column(name="id", format="K", array=np.zeros(1, np.int64)),
+                                                        fits.Column(name="x", format="D", array=np.zeros(1))])
+    with open(os.path.join(out, "huge.fits"), "rb") as src, gzip.open(os.path.join(out, "huge.fits.gz"), "wb", compresslevel=1) as dst:
+        shutil.copyfileobj(src, dst, 16 << 20)
+    sparse(os.path.join(out, "huge-wide.fits"), 4_000, [fits.Column(name="id", format="J", array=np.zeros(1, np.int32)),
+                                                       fits.Column(name="spectrum", format="25000E",
+                                                                   array=np.zeros((1, 25_000), np.float32))])
+
+
+def sparse(path, rows, columns):
+    """astropy writes `columns` (one row of zeros); NAXIS2 is then set to `rows` and the file extended (sparse: no
+    disk) to hold them."""
+    fits.BinTableHDU.from_columns(columns).writeto(path, overwrite=True)
     with fits.open(path) as hdul:
         header_at, data_at = hdul[1].fileinfo()["hdrLoc"], hdul[1].fileinfo()["datLoc"]
     with open(path, "r+b") as f:
@@ -175,9 +185,8 @@ def huge(out, rows=25_000_000):
         at = header.index(b"NAXIS2  = ")
         f.seek(header_at + at)
         f.write(f"NAXIS2  = {rows:>20}".ljust(80).encode())
-        f.truncate(data_at + -(-rows * 16 // 2880) * 2880)
-    with open(path, "rb") as src, gzip.open(path + ".gz", "wb", compresslevel=1) as dst:
-        shutil.copyfileobj(src, dst, 16 << 20)
+        row_len = int(header[header.index(b"NAXIS1  = ") + 10:][:20])
+        f.truncate(data_at + -(-rows * row_len // 2880) * 2880)
 
 
 def bundled(out, parquet):
