@@ -354,7 +354,12 @@ impl Table {
 fn parse_tform(tform: &str) -> Result<(usize, Kind, Option<VarLen>), String> {
     let t = tform.trim();
     let digits = t.bytes().take_while(u8::is_ascii_digit).count();
-    let repeat = if digits == 0 { 1 } else { t[..digits].parse().map_err(|_| format!("TFORM '{tform}': repeat out of range"))? };
+    // Arrow's fixed-size lists hold at most 2^31 - 1 elements (and so every width below fits a usize).
+    let repeat = match digits {
+        0 => Some(1),
+        _ => t[..digits].parse::<i32>().ok().and_then(|r| usize::try_from(r).ok()),
+    };
+    let repeat = repeat.ok_or_else(|| format!("TFORM '{tform}': a repeat count above 2147483647 is not supported"))?;
     let mut rest = t[digits..].chars();
     let letter = rest.next().ok_or_else(|| format!("TFORM '{tform}' has no type"))?;
     let invalid = || format!("TFORM '{tform}' is not a binary-table format");

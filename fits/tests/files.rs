@@ -262,6 +262,8 @@ async fn broken_files_are_errors_that_name_the_file() {
         cases.push((name, bytes, message));
     };
     lie("NAXIS2", "500", "naxis2.fits", "truncated");
+    // Rows and heap that just fit in u64 bytes, but not after the 11,520 bytes of headers.
+    lie("NAXIS2", "85008037206034799", "naxis2-end.fits", "truncated");
     lie("NAXIS1", "218", "naxis1.fits", "the TFORMs add up to 217 bytes per row, but NAXIS1 = 218");
     lie("TFORM3", "'J       '", "tform.fits", "the TFORMs add up to");
     lie("TFORM3", "'Z       '", "tform-letter.fits", "TFORM 'Z' is not a binary-table format");
