@@ -248,17 +248,41 @@ fn broken_fits_files_are_data_errors_naming_the_file() {
 #[test]
 fn units_reach_outputs_that_astropy_reads() {
     let out = tempfile::tempdir().unwrap();
-    let selected = out.path().join("selected.parquet");
-    let run = starflow()
-        .args(["-q", "-o", &selected.display().to_string(), "sql", &format!("SELECT name, real, double, ulong FROM '{}'", fixture("types.fits"))])
-        .output()
-        .unwrap();
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let sql = format!("SELECT name, real, double, ulong FROM '{}'", fixture("types.fits"));
+    let selected: Vec<PathBuf> = ["selected.parquet", "selected.fits"].iter().map(|f| out.path().join(f)).collect();
+    for path in &selected {
+        let run = starflow().args(["-q", "-o", &path.display().to_string(), "sql", &sql]).output().unwrap();
+        assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    }
     let check = Command::new(python())
         .arg(common::repo_root().join("tests/data/fits/check_astropy.py"))
-        .arg(&selected)
+        .args(&selected)
         .arg(fits_catalogue())
         .output()
         .unwrap();
     assert!(check.status.success(), "{}{}", String::from_utf8_lossy(&check.stdout), String::from_utf8_lossy(&check.stderr));
+}
+
+/// `-o out.fits` writes a FITS binary table that reads back bit for bit (the bundled stars: strings, integers with
+/// nulls as TNULL, floats); types FITS cannot hold, or nulls it cannot mark, are refused naming the column, and no file
+/// is left.
+#[test]
+fn results_written_as_fits_read_back_the_same() {
+    let out = tempfile::tempdir().unwrap();
+    let written = out.path().join("stars.fits");
+    let sql = format!("SELECT * FROM '{}'", bundled_catalogue().display());
+    let run = starflow().args(["-q", "-o", &written.display().to_string(), "sql", &sql]).output().unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert_eq!(std::fs::metadata(&written).unwrap().len() % 2880, 0, "whole FITS blocks");
+    assert_same_table(bundled(), &table(&written.display().to_string()), "the bundled stars written as FITS");
+
+    let types = fixture("types.fits");
+    for (column, message) in [("var_int", "column 'var_int' (List(Int32)) cannot be written to FITS"), ("long", "column 'long' has nulls and both")] {
+        let refused = out.path().join(format!("{column}.fits"));
+        let sql = format!("SELECT {column} FROM '{types}'");
+        let run = starflow().args(["-q", "-o", &refused.display().to_string(), "sql", &sql]).output().unwrap();
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(!run.status.success() && stderr.contains(message), "{column}: {stderr}");
+        assert!(!refused.exists(), "{column}: no file");
+    }
 }

@@ -24,6 +24,8 @@ pub enum OutputFormat {
     /// One JSON object per line.
     Ndjson,
     Parquet,
+    /// A FITS binary table with the columns' units and descriptions.
+    Fits,
 }
 
 impl OutputFormat {
@@ -36,6 +38,7 @@ impl OutputFormat {
             "json" => Some(Self::Json),
             "ndjson" | "jsonl" => Some(Self::Ndjson),
             "parquet" | "parq" => Some(Self::Parquet),
+            "fits" | "fit" | "fts" => Some(Self::Fits),
             "txt" => Some(Self::Table),
             _ => None,
         }
@@ -74,6 +77,7 @@ enum Writer {
     Json(arrow::json::ArrayWriter<SharedBuf>),
     Ndjson(arrow::json::LineDelimitedWriter<SharedBuf>),
     Parquet(ArrowWriter<SharedBuf>, Described),
+    Fits(super::fits::Spool),
 }
 
 /// Encodes a stream of batches of one schema (not the table format, which needs to see rows to align them).
@@ -101,6 +105,7 @@ impl Encoder {
                 let writer = ArrowWriter::try_new_with_options(buf.clone(), schema, options).map_err(ArrowError::from)?;
                 Writer::Parquet(writer, described)
             }
+            OutputFormat::Fits => Writer::Fits(super::fits::Spool::new(schema)?),
             OutputFormat::Table => return Err(ArrowError::InvalidArgumentError("table is not a streaming format".into())),
         };
         Ok(Self { buf, writer })
@@ -116,12 +121,14 @@ impl Encoder {
                 described.observe(batch);
                 w.write(batch).map_err(ArrowError::from)?
             }
+            Writer::Fits(spool) => spool.write(batch)?,
         }
         Ok(self.buf.take())
     }
 
-    /// Finish the format (closing bracket, Parquet footer) and return the remaining bytes.
-    pub fn finish(self) -> Result<Vec<u8>, ArrowError> {
+    /// Finish the format (closing bracket, Parquet footer, a FITS file's header and rows) and return the remaining
+    /// bytes, in pieces of bounded size.
+    pub fn finish(self) -> Result<Box<dyn Iterator<Item = Result<Vec<u8>, ArrowError>> + Send>, ArrowError> {
         match self.writer {
             Writer::Csv(_) => {}
             Writer::Json(mut w) => w.finish()?,
@@ -133,8 +140,9 @@ impl Encoder {
                 w.append_key_value_metadata(KeyValue::new(ARROW_SCHEMA_META_KEY.to_string(), encode_arrow_schema(&schema)));
                 w.close().map_err(ArrowError::from)?;
             }
+            Writer::Fits(spool) => return Ok(Box::new(spool.finish()?)),
         }
-        Ok(self.buf.take())
+        Ok(Box::new(std::iter::once(Ok(self.buf.take()))))
     }
 }
 
@@ -169,7 +177,7 @@ mod tests {
         for b in &batches {
             out.extend(enc.write(b).unwrap());
         }
-        out.extend(enc.finish().unwrap());
+        enc.finish().unwrap().for_each(|piece| out.extend(piece.unwrap()));
         out
     }
 

@@ -4,6 +4,7 @@
 //! renamed; S3 objects are a single PUT or a multipart upload completed only at the end), and aborted on any error or
 //! Ctrl-C, so no partial file ever stands under the final name.
 
+mod fits;
 mod format;
 mod votable;
 
@@ -149,9 +150,15 @@ impl StagedFile {
         };
         let display = self.display;
         let failed = |e: object_store::Error| CliError::output(format!("{display}: {e}"));
-        if let Err(e) = self.upload.write(&tail).await {
-            self.upload.abort().await;
-            return Err(failed(e));
+        for piece in tail {
+            let written = match piece {
+                Ok(bytes) => self.upload.write(&bytes).await.map_err(failed),
+                Err(e) => Err(CliError::runtime(e.to_string())),
+            };
+            if let Err(e) = written {
+                self.upload.abort().await;
+                return Err(e);
+            }
         }
         self.upload.finish().await.map_err(failed)
     }
@@ -181,8 +188,8 @@ impl Sink {
         match &self.destination {
             Destination::Stdout if self.format == OutputFormat::Table => self.print_table(batches, cancel).await,
             Destination::Stdout => {
-                if self.format == OutputFormat::Parquet && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
-                    return Err(CliError::usage("Parquet is binary: write it with -o FILE or pipe stdout"));
+                if matches!(self.format, OutputFormat::Parquet | OutputFormat::Fits) && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+                    return Err(CliError::usage(format!("{:?} is binary: write it with -o FILE or pipe stdout", self.format)));
                 }
                 let mut stdout = std::io::stdout().lock();
                 encode(self.format, batches, cancel, async |bytes: Vec<u8>| {
@@ -191,7 +198,7 @@ impl Sink {
                 .await
             }
             Destination::File(_) if self.format == OutputFormat::Table => Err(CliError::usage(
-                "the table format is for terminals: choose --format-out csv, json, ndjson or parquet for a file",
+                "the table format is for terminals: choose --format-out csv, json, ndjson, parquet or fits for a file",
             )),
             Destination::File(file) => {
                 let mut staged = file.stage(self.format, batches.schema())?;
@@ -269,6 +276,8 @@ async fn encode(
         rows += batch.num_rows() as u64;
         emit(encoder.write(&batch).map_err(|e| CliError::runtime(e.to_string()))?).await?;
     }
-    emit(encoder.finish().map_err(|e| CliError::runtime(e.to_string()))?).await?;
+    for piece in encoder.finish().map_err(|e| CliError::runtime(e.to_string()))? {
+        emit(piece.map_err(|e| CliError::runtime(e.to_string()))?).await?;
+    }
     Ok(rows)
 }

@@ -1,9 +1,10 @@
 """astropy reads starflow's Parquet output with its units and descriptions, both as plain Parquet (astropy's
 `table_meta_yaml`) and as VOParquet (the VOTable header TOPCAT reads). Called by tests/fits.rs:
 
-    python check_astropy.py SELECTED.parquet CATALOGUE_DIR
+    python check_astropy.py SELECTED.parquet SELECTED.fits CATALOGUE_DIR
 
-SELECTED holds `name, real, double, ulong` of make_fits.py's types.fits. Exits 1 with the failures listed."""
+SELECTED holds `name, real, double, ulong` of make_fits.py's types.fits, written by starflow as Parquet and as FITS.
+Exits 1 with the failures listed."""
 import sys
 import warnings
 
@@ -18,8 +19,12 @@ def check(what, ok):
         failures.append(what)
 
 
-def main(selected, catalogue):
+def main(selected, selected_fits, catalogue):
     warnings.simplefilter("error")  # astropy warns when it has to guess (e.g. a string length): that is a failure
+    t = Table.read(selected_fits)
+    check(f"fits: units {t['real'].unit!r} {t['double'].unit!r}", t["real"].unit == u.km / u.s and t["double"].unit == u.Gyr)
+    check(f"fits: ulong {t['ulong'][4]!r}", int(t["ulong"][4]) == 2**64 - 1 and t["ulong"].dtype.kind == "u")
+    check(f"fits: name {t['name'][0]!r}", t["name"][0] == "2M00000002+7417074")
     for fmt in ["parquet", "parquet.votable"]:
         t = Table.read(selected, format=fmt)
         check(f"{fmt}: real unit {t['real'].unit!r}", t["real"].unit == u.km / u.s)
@@ -50,4 +55,4 @@ def main(selected, catalogue):
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:3])
+    main(*sys.argv[1:4])
