@@ -6,7 +6,8 @@ torch: the paper's stack, normflows' own NormalizingFlow.log_prob (architecture 
        trained weights read from models/<name>/model.onnx (the training pipeline keeps no PyTorch checkpoint) and
        checked against it.
 ort:   onnxruntime's Python API on models/<name>/model.onnx, T intra-op threads.
-Both feed models/train/reference.py (the SCIENCE.md posterior) with the draws in INPUTS.npz; the timed part is
+Both feed models/train/reference.py (the paper's method: models age_paper, mass_paper, passed by --models) with the
+draws in INPUTS.npz; the timed part is
 reference.posterior_many for all stars of one model, i.e. building rows, log_prob and the per-star summaries, with
 log_prob called on K stars (K x 12,500 rows) at a time: reference.py's default 64, or e.g. 2 (25,000 rows, cache-sized).
 Also timed: log_prob alone on K x 12,500 standard-normal rows (one call's worth), the kernel's own rate without any
@@ -91,7 +92,7 @@ def main():
     ap.add_argument("inputs")
     ap.add_argument("out")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--models", default="age,mass")
+    ap.add_argument("--models", default="age_paper,mass_paper")
     ap.add_argument("--chunk-stars", type=int, default=64)
     a = ap.parse_args()
     data = np.load(a.inputs)
@@ -109,7 +110,7 @@ def main():
             out["raw_evals_per_s"] = rows / min(timed(log_prob, x) for _ in range(max(3, 2_400_000 // rows)))
         t0, c0 = time.perf_counter(), time.process_time()
         results, _ = reference.posterior_many(model, labels, errors, log_prob, seed=0, draws_list=list(draws),
-                                              chunk_stars=a.chunk_stars)
+                                              chunk_rows=a.chunk_stars * draws.shape[1] * len(model.grid))
         out["models"][name] = {
             "seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0,  # all threads
             "value": [r.value for r in results], "e_p": [r.e_p for r in results], "e_n": [r.e_n for r in results],

@@ -1,16 +1,25 @@
-"""Side-by-side benchmark on the same stars: starflow, the paper's normflows/PyTorch stack, onnxruntime from Python.
+"""Side-by-side benchmark on the same stars: starflow (both methods), the paper's normflows/PyTorch stack, onnxruntime
+from Python.
 
-    python bench/run.py [--stars 100000] [--subset 1000] [--threads 2] [--models age,mass] [--keep] [--json PATH]
+    python bench/run.py [--stars 100000] [--subset 1000] [--threads 2] [--models age,mass]
+                        [--methods paper,v2,v2-dr17] [--keep] [--json PATH]
 
-1. A synthetic DR19 catalogue of --stars stars (bench/make_catalogue.py).
+1. A synthetic DR19 catalogue of --stars stars (bench/make_catalogue.py; a DR17 one too for `v2-dr17`).
 2. starflow end to end on all of it (queries/dr19_inputs.sql + queries/ages_masses.sql, or bench/ages.sql with
-   --models age), in its own process: wall time, CPU time, peak RSS (from wait4's rusage of that process).
+   --models age), in its own process per method: wall time, CPU time, peak RSS (from wait4's rusage of that process).
+   Methods: `paper` (models age_paper, mass_paper: 50 draws for every star), `v2` (models age, mass on the DR19
+   catalogue; its view sets the dr19 label release, whose systematics draw most stars), `v2-dr17` (the same models on a
+   DR17 allStar catalogue of as many stars, resampled from the bundled DR17 sample, through queries/dr17_inputs.sql:
+   the training release, where a star is drawn only where its errors exceed the training labels' noise, else it is one
+   flow pass).
 3. The Python baselines (bench/baseline.py: normflows/PyTorch and onnxruntime on --threads threads with reference.py's
    800,000-row calls, onnxruntime on 1 thread with cache-sized 25,000-row calls) on the first --subset stars of the
-   same catalogue, with the engine's own draws (tests/data/engine_draws.py, default seed), so every star compares.
+   same catalogue, the paper's method, with the engine's own draws (tests/data/engine_draws.py, default seed), so every
+   star compares with starflow's paper run.
 4. Agreement of the three on the subset (parity tolerances of tests/udf_queries.rs); exit 1 if any star disagrees.
 5. numpy float32 sgemm on 1 and --threads threads, the ceiling for flow evaluations if they were pure matrix work.
-Prints a table and writes JSON (default bench/results/<date>-<stars>.json).
+Prints a table (with the v2 runs' speed against the paper run) and writes JSON (default
+bench/results/<date>-<stars>.json).
 """
 import argparse
 import datetime
@@ -29,12 +38,19 @@ import pyarrow.parquet as pq
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, ".."))
 sys.path.insert(0, os.path.join(ROOT, "tests", "data"))
+sys.path.insert(0, os.path.join(ROOT, "models", "train"))
 import engine_draws  # noqa: E402
+import reference  # noqa: E402
 from make_catalogue import write_catalogue  # noqa: E402
 
 DRAWS = 50
 GRID = {"age": 14.0 / 249.0, "mass": 3.0 / 249.0}          # grid steps (tolerance units)
-EVALS = {"age": DRAWS * 250, "mass": DRAWS * 249}          # flow evaluations per star: the mass grid's M = 0 is skipped
+POINTS = {"age": 250, "mass": 249}                         # grid points evaluated per flow row: the mass grid's M = 0 is skipped
+EVALS = {m: DRAWS * POINTS[m] for m in POINTS}             # flow evaluations per star, paper's method
+# starflow runs: name -> (model of each target, catalogue layout; its input view sets the label release of that name)
+METHODS = {"paper": ({"age": "age_paper", "mass": "mass_paper"}, "dr19"),
+           "v2": ({"age": "age", "mass": "mass"}, "dr19"),
+           "v2-dr17": ({"age": "age", "mass": "mass"}, "dr17")}
 # One coupling block's MLP 3->16->16->6 is 3*16 + 16*16 + 16*6 = 400 multiply-adds; 6 blocks, 2 FLOP each. Biases,
 # ReLU, exp and the affine update add ~10% more elementwise work, not counted (they are not sgemm-shaped anyway).
 FLOP_PER_EVAL = 6 * 2 * (3 * 16 + 16 * 16 + 16 * 6)
@@ -87,6 +103,24 @@ def view_inputs(catalogue, k):
     return t["sdss_id"].to_numpy(), np.stack(labels, 1).astype(np.float64), np.stack(errors, 1).astype(np.float64)
 
 
+def dr17_inputs(catalogue):
+    """Every good star as queries/dr17_inputs.sql gives them to the UDFs (float32 columns, widened)."""
+    t = pq.read_table(catalogue, columns=["TEFF", "TEFF_ERR", "LOGG", "LOGG_ERR", "FE_H", "FE_H_ERR", "C_FE",
+                                          "C_FE_ERR", "N_FE", "N_FE_ERR", "ASPCAPFLAG"])
+    good = (t["ASPCAPFLAG"].to_numpy() & (1 << 23)) == 0
+    col = lambda n: t[n].to_numpy().astype(np.float64)[good]  # noqa: E731
+    labels = np.stack([col(n) for n in ["TEFF", "LOGG", "FE_H", "C_FE", "N_FE"]], 1)
+    return labels, np.stack([col(n + "_ERR") for n in ["TEFF", "LOGG", "FE_H", "C_FE", "N_FE"]], 1)
+
+
+def flow_rows(target, method, labels, errors):
+    """Flow evaluations of one model over the stars under a method: draw plans' rows x grid points."""
+    models, layout = METHODS[method]
+    model = reference.Model.from_manifest_file(os.path.join(ROOT, "models", models[target], "manifest.json"))
+    rows = sum(model.draw_plan(x, e, layout)[2] for x, e in zip(labels, errors) if not reference.bad_input(x, e))
+    return rows * POINTS[target]
+
+
 def agreement(a, b, step):
     """Star-by-star check of two implementations' summaries of one model: maximum within one grid step, interval
     bounds (value + e_p, value + e_n) within a quarter step, training density within 1e-3 relative."""
@@ -134,6 +168,8 @@ def main():
     ap.add_argument("--subset", type=int, default=1000, help="stars for the Python baselines and the agreement check")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--models", default="age,mass", choices=["age,mass", "age"])
+    ap.add_argument("--methods", default="paper,v2,v2-dr17",
+                    help="starflow runs, from: " + ", ".join(METHODS) + " (paper is always run: the baselines compare to it)")
     ap.add_argument("--seed", type=int, default=1, help="catalogue seed")
     ap.add_argument("--starflow", default=os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.expanduser(
         "~/.cache/starflow-target")), "debug", "starflow"))
@@ -142,6 +178,10 @@ def main():
     a = ap.parse_args()
     a.starflow = os.path.abspath(a.starflow)  # the commands run in the repository (measured)
     models = a.models.split(",")
+    methods = ["paper"] + [m for m in a.methods.split(",") if m != "paper"]
+    for m in methods:
+        if m not in METHODS:
+            sys.exit(f"unknown method {m} (choose from {', '.join(METHODS)})")
     subset = min(a.subset, a.stars)
     if not os.access(a.starflow, os.X_OK):
         sys.exit(f"no starflow binary at {a.starflow} (build it, or pass --starflow)")
@@ -150,22 +190,37 @@ def main():
     res = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "machine": machine(), "git": git_commit(),
            "starflow_version": version, "starflow_binary": a.starflow,
            "starflow_binary_mtime": time.ctime(os.path.getmtime(a.starflow)), "stars": a.stars, "subset": subset,
-           "threads": a.threads, "models": models, "draws": DRAWS, "flop_per_eval": FLOP_PER_EVAL,
+           "threads": a.threads, "models": models, "methods": methods, "draws": DRAWS, "flop_per_eval": FLOP_PER_EVAL,
            "loadavg_start": os.getloadavg()}
     try:
-        catalogue = os.path.join(tmp, "catalogue.parquet")
-        write_catalogue(a.stars, catalogue, a.seed)
+        catalogues = {layout: os.path.join(tmp, f"catalogue-{layout}.parquet") for layout in {METHODS[m][1] for m in methods}}
+        for layout, path in catalogues.items():
+            write_catalogue(a.stars, path, a.seed, layout)
+        catalogue = catalogues["dr19"]
         res["sgemm_gflops"] = {str(t): sgemm_gflops(t) for t in sorted({1, a.threads})}
 
-        # starflow: the whole catalogue, one process, as a user runs it
+        # starflow: the whole catalogue, one process per method, as a user runs it
         query = os.path.join(HERE, "ages.sql") if models == ["age"] else \
             os.path.join(ROOT, "queries", "ages_masses.sql")
-        out = os.path.join(tmp, "starflow.parquet")
-        cmd = [a.starflow, "-q", "--threads", str(a.threads), "run", os.path.join(ROOT, "queries", "dr19_inputs.sql"),
-               query, "--define", f"input={catalogue}", "-o", out]
-        res["starflow_command"] = " ".join(cmd)
-        print("starflow:", res["starflow_command"], flush=True)
-        runs = {"starflow": dict(measured(cmd, os.path.join(tmp, "starflow.log")), stars=a.stars)}
+        runs, res["starflow_commands"] = {}, {}
+        _, labels19, errors19 = view_inputs(catalogue, a.stars)
+        good = ~pq.read_table(catalogue, columns=["flag_bad"])["flag_bad"].to_numpy(zero_copy_only=False)
+        inputs = {"dr19": (labels19[good], errors19[good])}  # the query evaluates no flag_bad star
+        if "dr17" in catalogues:
+            inputs["dr17"] = dr17_inputs(catalogues["dr17"])
+        for method in methods:
+            targets, layout = METHODS[method]
+            out = os.path.join(tmp, f"starflow-{method}.parquet")
+            view = os.path.join(ROOT, "queries", f"{layout}_inputs.sql")
+            cmd = [a.starflow, "-q", "--threads", str(a.threads), "run", view, query, "--define",
+                   f"input={catalogues[layout]}"]
+            cmd += [f"--define={t}_model={targets[t]}" for t in models] + ["-o", out]
+            res["starflow_commands"][method] = " ".join(cmd)
+            print(f"starflow ({method}):", " ".join(cmd), flush=True)
+            name = "starflow" if method == "paper" else f"starflow {method}"
+            runs[name] = dict(measured(cmd, os.path.join(tmp, f"starflow-{method}.log")), stars=a.stars, method=method,
+                              evals=sum(flow_rows(t, method, *inputs[layout]) for t in models))
+        out = os.path.join(tmp, "starflow-paper.parquet")
         if time.ctime(os.path.getmtime(a.starflow)) != res["starflow_binary_mtime"]:
             print("WARNING: the starflow binary was replaced while it ran: the recorded version may be wrong")
 
@@ -185,13 +240,15 @@ def main():
         for name, (kind, threads, chunk) in baselines.items():
             print(f"{name}: {subset} stars", flush=True)
             path = os.path.join(tmp, f"{kind}{threads}-{chunk}.json")
+            paper_models = ",".join(METHODS["paper"][0][m] for m in models)
             proc = measured([sys.executable, os.path.join(HERE, "baseline.py"), kind, inputs, path, "--threads",
-                             str(threads), "--models", a.models, "--chunk-stars", str(chunk)], path + ".log")
+                             str(threads), "--models", paper_models, "--chunk-stars", str(chunk)], path + ".log")
             got = json.load(open(path))
-            summaries[name] = got["models"]
+            summaries[name] = {m: got["models"][METHODS["paper"][0][m]] for m in models}
             runs[name] = dict(proc, stars=subset, threads=threads, chunk_stars=chunk, versions=got["versions"],
                               raw_log_prob_evals_per_s=got["raw_evals_per_s"],
                               seconds=sum(v["seconds"] for v in got["models"].values()),
+                              evals=subset * sum(EVALS[m] for m in models),
                               loop_cpu_seconds=sum(v["cpu_seconds"] for v in got["models"].values()),
                               seconds_per_model={m: v["seconds"] for m, v in got["models"].items()})
 
@@ -208,13 +265,14 @@ def main():
         res["agreement"] = {f"{x} vs {y}": {m: agreement(summaries[x][m], summaries[y][m], GRID[m]) for m in models}
                             for x, y in pairs}
 
-        evals_per_star = sum(EVALS[m] for m in models)
         for r in runs.values():
             r["star_models_per_s"] = r["stars"] * len(models) / r["seconds"]
-            r["evals_per_s"] = r["stars"] * evals_per_star / r["seconds"]
+            r["evals_per_s"] = r["evals"] / r["seconds"]
             r["gflops"] = r["evals_per_s"] * FLOP_PER_EVAL / 1e9
             # per CPU-second: what a core does, whatever else ran on the shared machine
-            r["evals_per_cpu_s"] = r["stars"] * evals_per_star / r.get("loop_cpu_seconds", r["cpu_seconds"])
+            r["evals_per_cpu_s"] = r["evals"] / r.get("loop_cpu_seconds", r["cpu_seconds"])
+            # flow rows per star-model against the paper's 50 draws: 1 when every star is drawn
+            r["draw_fraction"] = r["evals"] / (r["stars"] * sum(EVALS[m] for m in models))
         for name, r in runs.items():
             r["starflow_speedup"] = runs["starflow"]["star_models_per_s"] / r["star_models_per_s"]
         res["runs"] = runs
@@ -259,6 +317,9 @@ def report(res):
     print("(baselines: wall s and CPU-s = their timed posterior loops; CPU/wall, peak RSS: whole processes, imports\n"
           " included; others = cores' worth of CPU other processes used meanwhile: > 0.1 means the wall-clock numbers\n"
           " are contaminated, M evals/CPU-s much less so)")
+    for name, r in res["runs"].items():
+        if r.get("method", "paper") != "paper":
+            print(f"{name}: {1 / r['starflow_speedup']:.1f}x the paper's stars/s ({r['draw_fraction']:.3f} of its flow rows)")
     print("\nagreement: max |d value| (grid steps), max |d bound| (steps), max density rel., failures, bitmask diffs")
     for pair, per_model in res["agreement"].items():
         for model, g in per_model.items():

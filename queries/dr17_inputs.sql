@@ -1,6 +1,10 @@
 -- StarFlow inputs from an SDSS DR17 allStar file (upper-case names), local or s3://.
 -- The paper's BAD-STAR exclusion is ASPCAPFLAG bit 23 (STAR_BAD).
 -- Defines: input = the Parquet file, directory or glob.
+-- The labels are DR17's, the release the models were trained on: method v2 models use them with no offsets and draw
+-- only for errors beyond the training labels' noise (a session setting; a later SET starflow.label_release overrides it).
+SET starflow.label_release = 'dr17';
+
 CREATE VIEW starflow_input AS
 SELECT
     CAST(NULL AS BIGINT) AS sdss_id,

@@ -2,6 +2,10 @@
 -- DR19 has no [C/Fe] or [N/Fe] columns: they are [C/H] - [Fe/H] and [N/H] - [Fe/H], errors added in quadrature
 -- (docs/METHOD.md, "Inputs"). Bad stars are kept here; queries exclude them with WHERE NOT flag_bad.
 -- Defines: input = the Parquet file, directory or glob.
+-- The labels are DR19's: method v2 models move them onto their training release (DR17) with DR19's offsets and
+-- systematics (a session setting; a later SET starflow.label_release overrides it).
+SET starflow.label_release = 'dr19';
+
 CREATE VIEW starflow_input AS
 SELECT
     sdss_id,

@@ -3,11 +3,12 @@
 //! (the VAC's names; the posterior files have the VAC's 250 grid columns, plus the key columns to join on).
 //!
 //! One query (`queries/starflow_vac.sql` over an input view) evaluates each model once per star; its batches are split
-//! into the three files as they stream. The files are completed together at the end, and a failure before or while
-//! completing them leaves none of them under its final name.
+//! into the three files as they stream, in a staging area beside the output directory; they are moved in together at
+//! the end, so a failed run leaves the directory's previous catalogue as it was. `--method` picks the model pair (v2:
+//! `age`, `mass`; paper: `age_paper`, `mass_paper`); the input view sets the labels' release
+//! (`starflow.label_release`).
 
 use std::collections::HashMap;
-use std::io::IsTerminal;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, Float64Builder, RecordBatch};
@@ -15,8 +16,11 @@ use arrow::datatypes::{DataType, Field, Float64Type, Schema, SchemaRef};
 use starflow_udfs::manifest::Transform;
 use starflow_udfs::model::Model;
 
-use crate::cli::{Session, ctrl_c, substitute};
-use crate::error::CliError;
+use crate::session::{Session, substitute};
+use crate::error::{CliError, redact};
+use crate::interrupt::interrupted;
+use crate::output::staging::StagingArea;
+use crate::output::target::DirTarget;
 use crate::output::{OutputFile, OutputFormat, StagedFile, next_batch};
 use crate::progress::Progress;
 
@@ -38,12 +42,33 @@ pub enum Release {
     Dr17,
 }
 
+/// How the posteriors are made: the model pair a catalogue uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CatalogMethod {
+    /// Method v2 (models `age`, `mass`): the labels' release offsets and systematics, draws only for the error beyond
+    /// the training labels' noise, the joint density averaged over the draws (docs/METHOD.md).
+    V2,
+    /// The paper's method (models `age_paper`, `mass_paper`): the VAC-faithful numbers.
+    Paper,
+}
+
+impl CatalogMethod {
+    /// The age and mass models of the method.
+    pub fn models(self) -> (&'static str, &'static str) {
+        match self {
+            Self::V2 => ("age", "mass"),
+            Self::Paper => ("age_paper", "mass_paper"),
+        }
+    }
+}
+
 /// The key columns, the first of [`SUMMARY_COLUMNS`], carried into every file.
 const KEYS: usize = 3;
 
-/// (column, unit, description) of the summary file, in order, keys first. The query's columns must match these. Units
+/// (column, unit, description) of the summary file, in order: keys, the VAC's columns, then our extras (the
+/// posteriors' median and 16th/84th percentiles). The query's columns must match these. Units
 /// in the IVOA VOUnit / FITS spelling ("solMass"), which astropy and TOPCAT parse alike.
-const SUMMARY_COLUMNS: [(&str, &str, &str); 13] = [
+const SUMMARY_COLUMNS: [(&str, &str, &str); 19] = [
     ("sdss_id", "", "Unique SDSS-V ID (null for DR17 input)"),
     ("sdss4_apogee_id", "", "SDSS-4 DR17 APOGEE ID (2MASS-style)"),
     ("catalogid", "", "Catalog identifier used to target the source (null for DR17 input)"),
@@ -67,6 +92,16 @@ const SUMMARY_COLUMNS: [(&str, &str, &str); 13] = [
     ),
     ("mass_training_density", "", "Training-space density of the mass model at the star's labels"),
     ("mass_bitmask", "", "Mass model flags (bits as for bitmask)"),
+    (
+        "age_median",
+        "Gyr",
+        "Median of the age posterior (not in the VAC): the least biased point estimate of a skewed posterior",
+    ),
+    ("age_p16", "Gyr", "16th percentile of the age posterior (the CDF at Phi(-1) = 0.1587; not in the VAC)"),
+    ("age_p84", "Gyr", "84th percentile of the age posterior (the CDF at 1 - Phi(-1) = 0.8413; not in the VAC)"),
+    ("mass_median", "solMass", "Median of the mass posterior (not in the VAC)"),
+    ("mass_p16", "solMass", "16th percentile of the mass posterior (the CDF at Phi(-1) = 0.1587; not in the VAC)"),
+    ("mass_p84", "solMass", "84th percentile of the mass posterior (the CDF at 1 - Phi(-1) = 0.8413; not in the VAC)"),
 ];
 
 /// What a run wrote.
@@ -75,14 +110,23 @@ pub struct Written {
     pub files: Vec<String>,
 }
 
-/// The SQL of a catalogue run: the input view over `input`, then the VAC query.
-pub fn catalog_sql(input: &str, release: Release) -> Result<String, CliError> {
+/// The name the catalogue's input is registered under (so that it is read like `--table`, with `--input-format`).
+const SOURCE_TABLE: &str = "starflow_catalog_source";
+
+/// The SQL of a catalogue run: the input view over `input` (a file, or a registered table; the view sets the labels'
+/// release), then the VAC query with the method's models.
+pub fn catalog_sql(input: &str, release: Release, method: CatalogMethod) -> Result<String, CliError> {
     let view = match release {
         Release::Dr19 => DR19_INPUTS,
         Release::Dr17 => DR17_INPUTS,
     };
-    let defines = HashMap::from([("input".to_string(), input.to_string())]);
-    Ok(format!("{};\n{VAC_QUERY}", substitute(view, &defines)?))
+    let (age, mass) = method.models();
+    let defines = HashMap::from([
+        ("input".to_string(), input.to_string()),
+        ("age_model".to_string(), age.to_string()),
+        ("mass_model".to_string(), mass.to_string()),
+    ]);
+    Ok(format!("{};\n{}", substitute(view, &defines)?, substitute(VAC_QUERY, &defines)?))
 }
 
 /// VAC posterior column names: the age grid in Gyr with two decimals (`0_00`, `0_06`, ..., `14_00`), the mass grid by
@@ -104,26 +148,43 @@ fn with_description(field: Field, unit: &str, description: &str) -> Field {
     field.with_metadata(metadata)
 }
 
-/// File-level metadata shared by the three files: what made them, from what.
-fn provenance(session: &Session, input: &str, models: &[&Model]) -> HashMap<String, String> {
+/// File-level metadata shared by the three files: what made them, from what, by which method and label release.
+fn provenance(session: &Session, input: &str, models: &[&Model]) -> Result<HashMap<String, String>, CliError> {
+    let settings = session.engine.context().state().config().options().extensions.get::<starflow_udfs::StarflowConfig>().cloned().unwrap_or_default();
+    let mut releases = Vec::new();
     let models: Vec<serde_json::Value> = models
         .iter()
         .map(|m| {
-            serde_json::json!({
-                "name": m.name(), "version": m.manifest.version, "onnx_sha256": m.manifest.onnx.sha256,
+            // The release the view set, resolved as the functions resolve it (the paper's method uses none).
+            let release = match &m.manifest.inference {
+                Some(inference) => {
+                    let setting = settings.label_release.trim().to_ascii_lowercase();
+                    Some(inference.release(&setting).map_err(CliError::runtime)?.0.to_string())
+                }
+                None => None,
+            };
+            releases.push(release.clone().unwrap_or_else(|| "none (the paper's method takes the labels as given)".into()));
+            Ok(serde_json::json!({
+                "name": m.name(), "version": m.manifest.version, "method": m.manifest.method.as_str(),
+                "label_release": release, "onnx_sha256": m.manifest.onnx.sha256,
                 "grid": {"start": m.manifest.target.grid.start, "stop": m.manifest.target.grid.stop, "num": m.manifest.target.grid.num},
                 "density_threshold": m.manifest.density.threshold,
-            })
+            }))
         })
-        .collect();
-    let settings = session.engine.context().state().config().options().extensions.get::<starflow_udfs::StarflowConfig>().cloned().unwrap_or_default();
-    HashMap::from([
+        .collect::<Result<_, CliError>>()?;
+    let mut methods: Vec<&str> = models.iter().filter_map(|m| m["method"].as_str()).collect();
+    methods.dedup();
+    let methods = methods.join(", ");
+    releases.dedup();
+    Ok(HashMap::from([
         ("starflow_version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
         ("input".to_string(), input.to_string()),
         ("models".to_string(), serde_json::Value::Array(models).to_string()),
+        ("posterior_method".to_string(), methods),
+        ("label_release".to_string(), releases.join(", ")),
         ("seed".to_string(), settings.seed.to_string()),
         ("method".to_string(), "StarFlow (Stone-Martinez et al. 2025); the math of docs/METHOD.md".to_string()),
-    ])
+    ]))
 }
 
 /// One of the three outputs: which query columns it takes and how they are laid out.
@@ -171,13 +232,12 @@ fn column_index(schema: &Schema, name: &str) -> Result<usize, CliError> {
     schema.index_of(name).map_err(|_| CliError::runtime(format!("the catalogue query has no column '{name}'")))
 }
 
-/// Lay out the three files from the query's schema.
-fn plan_parts(session: &Session, schema: &Schema, output_dir: &str, input: &str) -> Result<Vec<Part>, CliError> {
+/// Lay out the three files from the query's schema, in the staging area.
+fn plan_parts(session: &Session, schema: &Schema, area: &StagingArea, input: &str, method: CatalogMethod) -> Result<Vec<Part>, CliError> {
     let models = session.engine.models();
-    let (age, mass) = (models.require("age").map_err(CliError::runtime)?, models.require("mass").map_err(CliError::runtime)?);
-    let metadata = provenance(session, input, &[&age, &mass]);
-    let runtime = session.engine.context().runtime_env();
-    let file = |name: &str| OutputFile::resolve(&format!("{}/{name}", output_dir.trim_end_matches('/')), &runtime);
+    let (age, mass) = method.models();
+    let (age, mass) = (models.require(age).map_err(CliError::runtime)?, models.require(mass).map_err(CliError::runtime)?);
+    let metadata = provenance(session, input, &[&age, &mass])?;
 
     // The query's columns of (name, unit, description): their indices and their described fields.
     let described = |columns: &[(&str, &str, &str)]| -> Result<(Vec<usize>, Vec<Field>), CliError> {
@@ -193,7 +253,7 @@ fn plan_parts(session: &Session, schema: &Schema, output_dir: &str, input: &str)
     let summary_schema = Schema::new(summary_fields).with_metadata(HashMap::from_iter(
         metadata.clone().into_iter().chain([("description".to_string(), "StarFlow ages and masses (summary)".to_string())]),
     ));
-    let mut parts = vec![Part { file: file(SUMMARY_FILE)?, schema: Arc::new(summary_schema), columns: summary_columns, posterior: None }];
+    let mut parts = vec![Part { file: area.file(SUMMARY_FILE), schema: Arc::new(summary_schema), columns: summary_columns, posterior: None }];
 
     for (model, file_name, column, unit) in
         [(&age, AGE_POSTERIOR_FILE, "age_posterior", "Gyr"), (&mass, MASS_POSTERIOR_FILE, "mass_posterior", "Msun")]
@@ -209,7 +269,7 @@ fn plan_parts(session: &Session, schema: &Schema, output_dir: &str, input: &str)
             ("grid".to_string(), serde_json::to_string(&model.weights.grid).expect("finite grid")),
         ]);
         parts.push(Part {
-            file: file(file_name)?,
+            file: area.file(file_name),
             schema: Arc::new(Schema::new(fields).with_metadata(schema_metadata.collect())),
             columns: keys,
             posterior: Some((column_index(schema, column)?, names.len())),
@@ -218,21 +278,32 @@ fn plan_parts(session: &Session, schema: &Schema, output_dir: &str, input: &str)
     Ok(parts)
 }
 
-/// Run the catalogue of `input` into `output_dir` (local or object store).
-pub async fn run(session: &Session, input: &str, output_dir: &str, release: Release) -> Result<Written, CliError> {
+/// Run the catalogue of `input` into the directory `target` (named `output_dir`; local or object store). The three
+/// files are written into a staging area beside the directory and moved in together at the end
+/// ([`StagingArea::install`]): a failed or interrupted run leaves the directory's previous files as they were.
+pub async fn run(
+    session: &Session,
+    input: &str,
+    (target, output_dir): (&DirTarget, &str),
+    release: Release,
+    method: CatalogMethod,
+) -> Result<Written, CliError> {
     let engine = &session.engine;
-    let mut statements = engine.parse(&catalog_sql(input, release)?)?;
+    crate::tables::register_table(engine, SOURCE_TABLE, input, session.settings.input_format).await?;
+    let mut statements = engine.parse(&catalog_sql(SOURCE_TABLE, release, method)?)?;
     let last = statements.pop_back().ok_or_else(|| CliError::runtime("the catalogue query is empty"))?;
     for statement in statements {
         engine.execute(statement).await?;
     }
     let mut query = engine.execute(last).await?.ok_or_else(|| CliError::runtime("the catalogue query returned nothing"))?;
-    let parts = plan_parts(session, &query.stream.schema(), output_dir, input)?;
+    let area = StagingArea::create(target, &engine.context().runtime_env())?;
+    // A presigned input URL's signature stays out of the files' provenance.
+    let parts = plan_parts(session, &query.stream.schema(), &area, &redact(input), method)?;
     let mut staged: Vec<StagedFile> =
         parts.iter().map(|p| p.file.stage(OutputFormat::Parquet, Arc::clone(&p.schema))).collect::<Result<_, _>>()?;
 
-    let progress = Progress::start(&query.plan, !session.global.quiet && std::io::stderr().is_terminal());
-    let cancel = ctrl_c();
+    let progress = Progress::start(&query.plan, session.shows_progress());
+    let cancel = interrupted();
     tokio::pin!(cancel);
     let mut rows = 0u64;
     let streamed = async {
@@ -246,26 +317,38 @@ pub async fn run(session: &Session, input: &str, output_dir: &str, release: Rele
     }
     .await;
     progress.finish();
-    if let Err(e) = streamed {
-        for file in staged {
-            file.abort().await;
+    let completed = match streamed {
+        Ok(()) => complete_all(staged).await,
+        Err(e) => {
+            for file in staged {
+                file.abort().await;
+            }
+            Err(e)
         }
+    };
+    if let Err(e) = completed {
+        area.discard().await;
         return Err(e);
     }
-    // Complete the files one by one; if one fails, drop the rest and take back the ones already completed.
+    let names: Vec<(String, String)> = [SUMMARY_FILE, AGE_POSTERIOR_FILE, MASS_POSTERIOR_FILE]
+        .iter()
+        .map(|name| (name.to_string(), name.to_string()))
+        .collect();
+    area.install(&names).await?;
+    let files = names.iter().map(|(_, name)| format!("{}/{name}", output_dir.trim_end_matches('/'))).collect();
+    Ok(Written { rows, files })
+}
+
+/// Complete the staged files one by one; after a failure the rest are dropped.
+async fn complete_all(staged: Vec<StagedFile>) -> Result<(), CliError> {
     let mut pending = staged.into_iter();
-    let mut completed = 0;
     while let Some(file) = pending.next() {
         if let Err(e) = file.finish().await {
             for file in pending {
                 file.abort().await;
             }
-            for part in &parts[..completed] {
-                let _ = part.file.delete().await;
-            }
             return Err(e);
         }
-        completed += 1;
     }
-    Ok(Written { rows, files: parts.iter().map(|p| p.file.display.clone()).collect() })
+    Ok(())
 }

@@ -43,6 +43,14 @@ pub fn describe_models(registry: &ModelRegistry) -> String {
             t.dim.name, t.dim.unit, format!("{:?}", t.transform).to_lowercase(), t.grid.start, t.grid.stop, t.grid.num, m.default_draws
         );
         let _ = writeln!(out, "  density:   scale S = {:e}, LOW_DENSITY below {:e}", m.density.scale, m.density.threshold);
+        let method = match &m.inference {
+            Some(inference) => {
+                let releases: Vec<&str> = inference.releases.keys().map(String::as_str).collect();
+                format!("v2 (label releases {}; default {})", releases.join(", "), inference.default_release)
+            }
+            None => m.method.as_str().to_string(),
+        };
+        let _ = writeln!(out, "  method:    {method}");
         let ranges: Vec<String> =
             m.labels.iter().map(|l| format!("{} {:.3}..{:.3}", l.name, l.train_min, l.train_max)).collect();
         let _ = writeln!(out, "  trained:   {}", ranges.join(", "));

@@ -1,7 +1,5 @@
 //! The `starflow` command line: argument definitions and what each subcommand does.
 
-use std::collections::HashMap;
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -9,22 +7,25 @@ use clap::{Args, Parser, Subcommand};
 
 use starflow_udfs::Device;
 
-use crate::catalog::Release;
-use crate::engine::{Engine, EngineOptions};
+use crate::catalog::{CatalogMethod, Release};
+use crate::engine::{EngineOptions, MAX_BATCH_SIZE, MAX_THREADS};
 use crate::error::CliError;
 use crate::object_stores::StoreOptions;
-use crate::output::{Destination, OutputFile, OutputFormat, Sink};
-use crate::progress::Progress;
-use crate::tables::{InputFormat, parse_table_arg, register_table};
+use crate::output::OutputFormat;
+use crate::output::target::{DirTarget, Target};
+use crate::session::{Session, SessionSettings, substitute};
+use crate::tables::{InputFormat, parse_table_arg};
 
 #[derive(Parser, Debug)]
 #[command(
     name = "starflow",
     version,
     about = "SQL over stellar catalogues (Parquet/CSV/FITS, local or object storage) with StarFlow ages and masses as columns",
-    after_help = "Exit codes: 0 ok, 1 runtime error, 2 usage error, 3 SQL error (syntax, unknown table/column), \
-                  4 data error (missing or unreadable input, access denied, unreachable endpoint), 5 output error, \
-                  130 interrupted."
+    after_help = "Exit codes: 0 ok, 1 runtime error, 2 usage error (also an option beyond its bound, an output name \
+                  that cannot be written), 3 SQL error (syntax, unknown table/column, invalid setting, a statement \
+                  nested too deep), 4 data error (missing, unreadable, corrupt or inconsistent input, access denied, \
+                  unreachable endpoint), 5 output error, 130 interrupted (SIGINT, SIGTERM or SIGHUP; nothing \
+                  half-written remains). Errors are one line; URL user-info and query strings in them show as ***."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -54,15 +55,27 @@ pub enum Command {
     Shell,
     /// Make the StarFlow catalogue of a survey file: StarFlow_summary.parquet, StarFlow_age_posterior.parquet and
     /// StarFlow_mass_posterior.parquet in OUTPUT_DIR, each row-matched to INPUT (queries/starflow_vac.sql).
+    ///
+    /// The summary has the VAC's columns (age and mass: the posterior's maximum and its signed 1-sigma offsets,
+    /// training densities, bitmasks), then age_median, age_p16, age_p84, mass_median, mass_p16, mass_p84: the
+    /// posteriors' medians (the less biased point estimate) and 16th/84th percentiles. Each file's metadata records
+    /// the models, the method and the label release.
     Catalog {
         /// The survey file (Parquet or FITS file, .fits.gz too, directory or glob; local or s3://, gs://, az://,
         /// http(s)://). A FITS file is read from its first binary table with rows (DR19: HDU 2, the APOGEE results).
         input: String,
-        /// Where the three files go (a local directory, created if needed, or an object-store prefix).
+        /// Where the three files go: a local directory (created if needed) or an object-store prefix (s3://BUCKET/KEY,
+        /// the key as typed). They are staged there in a hidden area and replace the previous three together, under
+        /// a lock, or not at all: a failed or interrupted run leaves the previous ones, and concurrent runs do not mix.
         output_dir: String,
-        /// The input's layout: dr19 (astraAllStarASPCAP) or dr17 (allStar).
+        /// The input's layout and its labels' data release: dr19 (astraAllStarASPCAP) or dr17 (allStar). The input
+        /// view (queries/dr19_inputs.sql, dr17_inputs.sql) sets `starflow.label_release` to match.
         #[arg(long, value_enum, default_value = "dr19")]
         release: Release,
+        /// How the posteriors are made: v2 (models age, mass) or paper (models age_paper, mass_paper: the VAC's
+        /// method).
+        #[arg(long, value_enum, default_value = "v2")]
+        method: CatalogMethod,
     },
     /// List the loaded models with their provenance, and check that each runs on the chosen device.
     Models,
@@ -77,29 +90,34 @@ pub struct GlobalArgs {
     /// rows: CREATE EXTERNAL TABLE t STORED AS FITS LOCATION 'URL' OPTIONS ('hdu' '2') (an index or an EXTNAME).
     #[arg(long = "table", value_name = "NAME=URL", value_parser = parse_table_arg, global = true)]
     pub tables: Vec<(String, String)>,
-    /// Format of --table inputs (default: from the file extension; directories are read as Parquet).
+    /// Format of --table and catalogue inputs (default: from the file extension; directories are read as Parquet;
+    /// below a directory, names starting with '.' or '_' are skipped, and every file must have the same columns).
     #[arg(long, value_enum, global = true)]
     pub input_format: Option<InputFormat>,
     /// Output format (default: from the --output extension, else a table on stdout).
     #[arg(long = "format-out", value_enum, global = true)]
     pub format_out: Option<OutputFormat>,
-    /// Write the last statement's result to PATH (local or s3://...), atomically: complete or absent.
+    /// Write the last statement's result to PATH, atomically (complete or absent): a local file (staged beside it and
+    /// renamed over it; a symlink is written through) or s3://BUCKET/KEY (gs://, az://; the key exactly as typed,
+    /// '#', '?' and '%' included); `-` or /dev/stdout for stdout, /dev/stderr for stderr; an existing FIFO or
+    /// character device is streamed into. An empty name, a directory, a dangling link, a URL without a bucket or a
+    /// key, and `s3:` without `//` are usage errors (exit 2), checked before anything runs.
     #[arg(short = 'o', long, value_name = "PATH", global = true)]
     pub output: Option<String>,
     /// No progress bar and no status messages on stderr.
     #[arg(short, long, global = true)]
     pub quiet: bool,
-    /// Query threads [default: the number of cores].
-    #[arg(long, value_name = "N", env = "STARFLOW_THREADS", global = true)]
+    /// Query threads, 1 to 256 [default: the number of cores].
+    #[arg(long, value_name = "N", env = "STARFLOW_THREADS", value_parser = count(1, MAX_THREADS as u64), global = true)]
     pub threads: Option<usize>,
-    /// Memory limit of query operators, e.g. 512M or 4G; sorts and aggregations spill to disk beyond it.
+    /// Memory limit of query operators, 1M to 64T, e.g. 512M or 4G; sorts and aggregations spill to disk beyond it.
     #[arg(long, value_name = "SIZE", value_parser = parse_size, global = true)]
     pub memory_limit: Option<usize>,
-    /// Rows per record batch, the unit of parallel work [default: 1024].
-    #[arg(long, value_name = "N", global = true)]
+    /// Rows per record batch, the unit of parallel work, 1 to 65536 [default: 1024].
+    #[arg(long, value_name = "N", value_parser = count(1, MAX_BATCH_SIZE as u64), global = true)]
     pub batch_size: Option<usize>,
-    /// Rows shown by the table output format.
-    #[arg(long, value_name = "N", default_value_t = 40, global = true)]
+    /// Rows shown by the table output format, 0 to 100000 (cells are cut at 200 characters).
+    #[arg(long, value_name = "N", default_value_t = 40, value_parser = count(0, MAX_SHOWN_ROWS), global = true)]
     pub max_rows: usize,
     /// S3 endpoint URL for S3-compatible stores (default: AWS_ENDPOINT_URL / AWS_ENDPOINT, the profile, or AWS).
     /// Plain http is allowed only when this URL says http://.
@@ -114,12 +132,12 @@ pub struct GlobalArgs {
     /// Allow credentials from the cloud instance-metadata service when none are configured.
     #[arg(long, global = true)]
     pub s3_instance_metadata: bool,
-    /// Retries of a failed object-store request.
-    #[arg(long, value_name = "N", default_value_t = 3, global = true)]
+    /// Retries of a failed object-store request, 0 to 100.
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = count(0, MAX_RETRIES), global = true)]
     pub io_retries: usize,
-    /// Time limit of one object-store request, in seconds.
-    #[arg(long, value_name = "SECONDS", default_value_t = 30.0, global = true)]
-    pub io_timeout: f64,
+    /// Time limit of one object-store request, in seconds (above 0, at most 86400).
+    #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = seconds(MAX_IO_TIMEOUT), global = true)]
+    pub io_timeout: Duration,
     /// Directory of models (one sub-directory per model, see docs/MODEL_FORMAT.md) [default: $STARFLOW_MODELS, else
     /// the first models/ beside the executable, in the source checkout holding the working directory, or in
     /// ~/.local/share/starflow; `starflow models` says which].
@@ -128,9 +146,31 @@ pub struct GlobalArgs {
     /// Device for flow inference: cpu, cuda or cuda:N. A CUDA request that cannot be honoured is an error.
     #[arg(long, value_name = "DEVICE", env = "STARFLOW_DEVICE", default_value = "cpu", value_parser = parse_device, global = true)]
     pub device: Device,
-    /// Time limit for connecting to an object-store endpoint, in seconds.
-    #[arg(long, value_name = "SECONDS", default_value_t = 5.0, global = true)]
-    pub connect_timeout: f64,
+    /// Time limit for connecting to an object-store endpoint, in seconds (above 0, at most 3600).
+    #[arg(long, value_name = "SECONDS", default_value = "5", value_parser = seconds(MAX_CONNECT_TIMEOUT), global = true)]
+    pub connect_timeout: Duration,
+}
+
+/// Bounds of the numeric options (README, `--help`): beyond them a value is a usage error, never a crash or an
+/// allocation the machine cannot make.
+const MAX_SHOWN_ROWS: u64 = 100_000;
+const MAX_RETRIES: u64 = 100;
+const MAX_IO_TIMEOUT: f64 = 86_400.0;
+const MAX_CONNECT_TIMEOUT: f64 = 3_600.0;
+const MIN_MEMORY: f64 = (1u64 << 20) as f64;
+const MAX_MEMORY: f64 = (64u64 << 40) as f64;
+
+/// A whole number in `min..=max`.
+fn count(min: u64, max: u64) -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::new().range(min..=max)
+}
+
+/// A number of seconds above 0 and at most `max`.
+fn seconds(max: f64) -> impl Fn(&str) -> Result<Duration, String> + Clone + Send + Sync + 'static {
+    move |arg: &str| match arg.trim().parse::<f64>() {
+        Ok(s) if s > 0.0 && s <= max => Ok(Duration::from_secs_f64(s)),
+        _ => Err(format!("'{arg}' is not a number of seconds above 0 and at most {max}")),
+    }
 }
 
 fn parse_device(arg: &str) -> Result<Device, String> {
@@ -145,7 +185,7 @@ fn parse_define(arg: &str) -> Result<(String, String), String> {
     Ok((name.to_string(), value.to_string()))
 }
 
-/// `512M`, `4G`, `1.5GiB`, `1000000` (bytes).
+/// `512M`, `4G`, `1.5GiB`, `1048576` (bytes), from 1 MiB to 64 TiB.
 pub fn parse_size(arg: &str) -> Result<usize, String> {
     let s = arg.trim().to_ascii_uppercase();
     let s = s.trim_end_matches("IB").trim_end_matches('B');
@@ -162,135 +202,59 @@ pub fn parse_size(arg: &str) -> Result<usize, String> {
         _ => return Err(format!("invalid size '{arg}' (e.g. 512M, 4G)")),
     };
     let value: f64 = number.trim().parse().map_err(|_| format!("invalid size '{arg}' (e.g. 512M, 4G)"))?;
-    if !(value.is_finite() && value > 0.0) {
-        return Err(format!("invalid size '{arg}': must be positive"));
+    let bytes = value * scale;
+    if !(MIN_MEMORY..=MAX_MEMORY).contains(&bytes) {
+        return Err(format!("invalid size '{arg}': from 1M to 64T"));
     }
-    Ok((value * scale) as usize)
+    Ok(bytes as usize)
 }
 
-fn seconds(value: f64, flag: &str) -> Result<Duration, CliError> {
-    Duration::try_from_secs_f64(value)
-        .ok()
-        .filter(|d| !d.is_zero())
-        .ok_or_else(|| CliError::usage(format!("{flag} must be a positive number of seconds")))
-}
-
-/// Replace `${name}` (or `${name:-default}`) with defined values; an undefined name without a default is an error.
-pub fn substitute(sql: &str, defines: &HashMap<String, String>) -> Result<String, CliError> {
-    let mut out = String::with_capacity(sql.len());
-    let mut rest = sql;
-    while let Some(start) = rest.find("${") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let end = after.find('}').ok_or_else(|| CliError::usage("unterminated ${...} in SQL"))?;
-        let (name, default) = match after[..end].split_once(":-") {
-            Some((n, d)) => (n, Some(d)),
-            None => (&after[..end], None),
-        };
-        match defines.get(name).map(String::as_str).or(default) {
-            Some(value) => out.push_str(value),
-            None => return Err(CliError::usage(format!("undefined variable ${{{name}}}: pass --define {name}=VALUE"))),
-        }
-        rest = &after[end + 1..];
-    }
-    out.push_str(rest);
-    Ok(out)
-}
-
-/// Everything a session needs besides the engine: how results leave.
-pub struct Session {
-    pub engine: Engine,
-    pub global: GlobalArgs,
-}
-
-impl Session {
-    pub async fn open(global: GlobalArgs) -> Result<Self, CliError> {
+impl GlobalArgs {
+    fn engine_options(&self) -> EngineOptions {
         let defaults = EngineOptions::default();
-        let options = EngineOptions {
-            threads: global.threads.filter(|&n| n > 0).unwrap_or(defaults.threads),
-            memory_limit: global.memory_limit,
-            batch_size: global.batch_size.filter(|&n| n > 0),
+        EngineOptions {
+            threads: self.threads.unwrap_or(defaults.threads),
+            memory_limit: self.memory_limit,
+            batch_size: self.batch_size,
             stores: StoreOptions {
-                s3_endpoint: global.s3_endpoint.clone(),
-                s3_region: global.s3_region.clone(),
-                s3_unsigned: global.s3_unsigned,
-                s3_instance_metadata: global.s3_instance_metadata,
-                retries: global.io_retries,
-                request_timeout: seconds(global.io_timeout, "--io-timeout")?,
-                connect_timeout: seconds(global.connect_timeout, "--connect-timeout")?,
+                s3_endpoint: self.s3_endpoint.clone(),
+                s3_region: self.s3_region.clone(),
+                s3_unsigned: self.s3_unsigned,
+                s3_instance_metadata: self.s3_instance_metadata,
+                retries: self.io_retries,
+                request_timeout: self.io_timeout,
+                connect_timeout: self.connect_timeout,
             },
-            models_dir: global.models.clone(),
-            device: global.device,
-            announce_models: !global.quiet,
-        };
-        let engine = Engine::new(&options)?;
-        for (name, url) in &global.tables {
-            register_table(engine.context(), name, url, global.input_format).await?;
-        }
-        Ok(Self { engine, global })
-    }
-
-    pub fn status(&self, message: &str) {
-        if !self.global.quiet {
-            eprintln!("{message}");
+            models_dir: self.models.clone(),
+            device: self.device,
+            announce_models: !self.quiet,
         }
     }
 
-    /// Run every statement of `sql`. With --output, the last statement's result goes there; other results are shown.
-    pub async fn run_script(&self, sql: &str) -> Result<(), CliError> {
-        let statements = self.engine.parse(sql)?;
-        let count = statements.len();
-        let mut wrote_output = false;
-        for (i, statement) in statements.into_iter().enumerate() {
-            let last = i + 1 == count;
-            let Some(query) = self.engine.execute(statement).await? else { continue };
-            let to_file = last && self.global.output.is_some();
-            let sink = self.sink(to_file)?;
-            let progress = Progress::start(&query.plan, !self.global.quiet && std::io::stderr().is_terminal());
-            let result = sink.write(query.stream, ctrl_c()).await;
-            progress.finish();
-            let rows = result?;
-            if let (true, Some(path)) = (to_file, &self.global.output) {
-                wrote_output = true;
-                self.status(&format!("wrote {rows} rows to {path}"));
-            }
+    fn session_settings(self) -> SessionSettings {
+        SessionSettings {
+            tables: self.tables,
+            input_format: self.input_format,
+            output: self.output,
+            format_out: self.format_out,
+            quiet: self.quiet,
+            max_rows: self.max_rows,
         }
-        if let (false, Some(path)) = (wrote_output, &self.global.output) {
-            self.status(&format!("warning: the last statement returned no rows; nothing written to {path}"));
-        }
-        Ok(())
     }
 
-    fn sink(&self, to_file: bool) -> Result<Sink, CliError> {
-        let (destination, inferred) = match (&self.global.output, to_file) {
-            (Some(path), true) => (
-                Destination::File(OutputFile::resolve(path, &self.engine.context().runtime_env())?),
-                OutputFormat::from_path(path),
-            ),
-            _ => (Destination::Stdout, Some(OutputFormat::Table)),
-        };
-        let format = match (self.global.format_out, to_file) {
-            (Some(f), true) => f,
-            // --format-out describes the output file when there is one; other results are shown as tables.
-            (Some(_), false) if self.global.output.is_some() => OutputFormat::Table,
-            (Some(f), false) => f,
-            (None, _) => inferred.ok_or_else(|| {
-                CliError::usage("cannot tell the output format from the file name: pass --format-out")
-            })?,
-        };
-        Ok(Sink { format, destination, max_rows: self.global.max_rows })
-    }
-}
-
-pub(crate) async fn ctrl_c() {
-    if tokio::signal::ctrl_c().await.is_err() {
-        std::future::pending::<()>().await;
+    async fn open(self) -> Result<Session, CliError> {
+        let options = self.engine_options();
+        Session::open(&options, self.session_settings()).await
     }
 }
 
 pub async fn run(cli: Cli) -> Result<(), CliError> {
+    // Before the models load and any statement runs: an output name that cannot be written is a usage error at once.
+    if let (Some(output), Command::Sql { .. } | Command::Run { .. } | Command::Shell) = (&cli.global.output, &cli.command) {
+        Target::parse(output)?;
+    }
     match cli.command {
-        Command::Sql { sql } => Session::open(cli.global).await?.run_script(&sql).await,
+        Command::Sql { sql } => cli.global.open().await?.run_script(&sql).await,
         Command::Run { files, defines } => {
             let defines = defines.into_iter().collect();
             let mut sql = String::new();
@@ -300,25 +264,24 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 sql.push_str(&substitute(&text, &defines)?);
                 sql.push_str(";\n");
             }
-            Session::open(cli.global).await?.run_script(&sql).await
+            cli.global.open().await?.run_script(&sql).await
         }
-        Command::Shell => crate::shell::run(Session::open(cli.global).await?).await,
-        Command::Catalog { input, output_dir, release } => {
-            if !output_dir.contains("://") {
-                std::fs::create_dir_all(&output_dir).map_err(|e| CliError::output(format!("{output_dir}: {e}")))?;
-            }
-            let session = Session::open(cli.global).await?;
-            let written = crate::catalog::run(&session, &input, &output_dir, release).await?;
+        Command::Shell => crate::shell::run(cli.global.open().await?).await,
+        Command::Catalog { input, output_dir, release, method } => {
+            // Before the models load: a bad directory is a usage error at once.
+            let target = DirTarget::parse(&output_dir)?;
+            let session = cli.global.open().await?;
+            let written = crate::catalog::run(&session, &input, (&target, &output_dir), release, method).await?;
             session.status(&format!("wrote {} rows to each of {}", written.rows, written.files.join(", ")));
             Ok(())
         }
         Command::Models => {
-            let session = Session::open(cli.global).await?;
+            let session = cli.global.open().await?;
             print!("{}", crate::catalog_info::describe_models(session.engine.models()));
             Ok(())
         }
         Command::Functions => {
-            let session = Session::open(cli.global).await?;
+            let session = cli.global.open().await?;
             print!("{}", crate::catalog_info::describe_functions(session.engine.models()));
             Ok(())
         }
@@ -334,19 +297,37 @@ mod tests {
         assert_eq!(parse_size("512M").unwrap(), 512 << 20);
         assert_eq!(parse_size("4g").unwrap(), 4 << 30);
         assert_eq!(parse_size("1.5GiB").unwrap(), 3 << 29);
-        assert_eq!(parse_size("1000").unwrap(), 1000);
-        assert!(parse_size("12Q").is_err());
-        assert!(parse_size("-1G").is_err());
+        assert_eq!(parse_size("1048576").unwrap(), 1 << 20);
+        for bad in ["12Q", "-1G", "1000", "0.5M", "65T", "1e300G", "NaN", "inf"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
-    fn substitution() {
-        let defines = HashMap::from([("input".to_string(), "s3://b/x.parquet".to_string())]);
-        let sql = substitute("SELECT * FROM '${input}' LIMIT ${n:-10}", &defines).unwrap();
-        assert_eq!(sql, "SELECT * FROM 's3://b/x.parquet' LIMIT 10");
-        let err = substitute("SELECT ${missing}", &defines).unwrap_err();
-        assert!(err.message.contains("--define missing=VALUE"), "{}", err.message);
-        assert!(substitute("SELECT ${oops", &defines).is_err());
+    fn numeric_options_are_bounded() {
+        for args in [
+            &["--threads", "0"][..],
+            &["--threads", "20000"],
+            &["--threads", "4294967296"],
+            &["--batch-size", "0"],
+            &["--batch-size", "65537"],
+            &["--max-rows", "-1"],
+            &["--io-retries", "4294967295"],
+            &["--io-timeout", "1e18"],
+            &["--io-timeout", "0"],
+            &["--io-timeout", "NaN"],
+            &["--connect-timeout", "inf"],
+        ] {
+            let err = Cli::try_parse_from(["starflow"].iter().chain(args).chain(&["models"])).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{args:?}");
+        }
+        let ok = Cli::try_parse_from(["starflow", "--threads", "256", "--io-timeout", "0.5", "models"]).unwrap();
+        assert_eq!((ok.global.threads, ok.global.io_timeout), (Some(256), Duration::from_millis(500)));
+    }
+
+    #[test]
+    fn defines() {
+        assert_eq!(parse_define("input=s3://b/x=1").unwrap(), ("input".into(), "s3://b/x=1".into()));
         assert!(parse_define("bad name=1").is_err());
     }
 }

@@ -1,6 +1,9 @@
 //! User-facing errors: one clear line and an exit code per class, never a panic or a backtrace.
 
+use std::cell::Cell;
 use std::fmt;
+use std::panic::AssertUnwindSafe;
+use std::task::Poll;
 
 use datafusion::common::DataFusionError;
 
@@ -29,7 +32,7 @@ pub struct CliError {
 
 impl CliError {
     pub fn new(class: ErrorClass, message: impl Into<String>) -> Self {
-        Self { class, message: one_line(&message.into()) }
+        Self { class, message: redact(&one_line(&message.into())) }
     }
     pub fn usage(message: impl Into<String>) -> Self {
         Self::new(ErrorClass::Usage, message)
@@ -69,6 +72,80 @@ impl std::error::Error for CliError {}
 
 fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// `text` on one line as it is, control characters escaped (`\n`): a status line naming a file whose name has a
+/// newline stays one line.
+pub fn escape_controls(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
+}
+
+/// `text` with the secrets a URL can carry hidden: user-info (`scheme://user:password@host`) and query strings (the
+/// signature of a presigned URL). Every message starflow prints passes through here.
+pub fn redact(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        let (before, after) = rest.split_at(at + 3);
+        out.push_str(before);
+        let scheme = before[..at].rsplit(|c: char| !c.is_ascii_alphanumeric()).next().unwrap_or_default();
+        // Object-store keys are literal: a `?` there is part of the key, not a query string.
+        let literal_key = crate::object_stores::OBJECT_SCHEMES.contains(&scheme.to_ascii_lowercase().as_str());
+        // A URL runs to the first space or closing quote/bracket.
+        let end = after.find(|c: char| c.is_whitespace() || "'\"`<>()[]{}".contains(c)).unwrap_or(after.len());
+        let url = &after[..end];
+        let authority_end = url.find(['/', '?', '#']).unwrap_or(url.len());
+        let (authority, path) = url.split_at(authority_end);
+        match authority.rfind('@') {
+            Some(i) => {
+                out.push_str("***");
+                out.push_str(&authority[i..]);
+            }
+            None => out.push_str(authority),
+        }
+        match path.find('?').filter(|_| !literal_key) {
+            Some(q) => {
+                out.push_str(&path[..=q]);
+                out.push_str("***");
+            }
+            None => out.push_str(path),
+        }
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+thread_local! {
+    static CATCHING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether a panic raised now will be caught and reported as an error (the panic hook stays quiet then).
+pub fn panic_is_caught() -> bool {
+    CATCHING.with(Cell::get)
+}
+
+/// The message of a panic's payload.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    let text = payload.downcast_ref::<&str>().copied().or(payload.downcast_ref::<String>().map(String::as_str));
+    text.unwrap_or("a panic").to_string()
+}
+
+/// Run `future`, turning a panic while it is polled into `Err(message)`: readers of damaged files (the parquet crate
+/// on some corrupt footers) panic instead of returning an error.
+pub async fn catch_panic<F: Future>(future: F) -> Result<F::Output, String> {
+    let mut future = std::pin::pin!(future);
+    std::future::poll_fn(|cx| {
+        let caught = CATCHING.replace(true);
+        let polled = std::panic::catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx)));
+        CATCHING.set(caught);
+        match polled {
+            Ok(Poll::Ready(value)) => Poll::Ready(Ok(value)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(payload) => Poll::Ready(Err(panic_message(payload.as_ref()))),
+        }
+    })
+    .await
 }
 
 /// A problem with the data a query needs (a store, a file, a model), raised by starflow's own code inside DataFusion.
@@ -112,7 +189,8 @@ fn classify(e: &DataFusionError) -> (ErrorClass, String) {
         }
         // A URL table whose file or object does not exist is planned as an unknown table.
         DataFusionError::Plan(m) if missing_location(m).is_some() => {
-            return (ErrorClass::Data, format!("not found: {}", missing_location(m).unwrap_or_default()));
+            let location = missing_location(m).unwrap_or_default();
+            return (ErrorClass::Data, format!("not found: {}", crate::object_stores::typed_location(&location)));
         }
         DataFusionError::Plan(_) | DataFusionError::SchemaError(..) | DataFusionError::NotImplemented(_) => {
             return (ErrorClass::Sql, strip_prefixes(&root.strip_backtrace()));
@@ -123,37 +201,68 @@ fn classify(e: &DataFusionError) -> (ErrorClass, String) {
         }
         _ => {}
     }
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(root);
-    while let Some(err) = source {
-        if let Some(DataError(m)) = err.downcast_ref::<DataError>() {
-            return (ErrorClass::Data, m.clone());
-        }
-        if let Some(fits) = err.downcast_ref::<starflow_fits::FitsError>() {
-            return (ErrorClass::Data, fits.to_string());
-        }
+    let chain = || std::iter::successors(Some(root as &(dyn std::error::Error + 'static)), |e| e.source());
+    // Errors of starflow's own code raised inside DataFusion carry their class.
+    if let Some(e) = chain().find_map(|e| e.downcast_ref::<CliError>()) {
+        return (e.class, e.message.clone());
+    }
+    if let Some(DataError(m)) = chain().find_map(|e| e.downcast_ref::<DataError>()) {
+        return (ErrorClass::Data, m.clone());
+    }
+    if let Some(fits) = chain().find_map(|e| e.downcast_ref::<starflow_fits::FitsError>()) {
+        return (ErrorClass::Data, fits.to_string());
+    }
+    for err in chain() {
         if let Some(os) = err.downcast_ref::<object_store::Error>() {
             return (ErrorClass::Data, describe_store_error(os));
         }
         if let Some(DataFusionError::ObjectStore(os)) = err.downcast_ref::<DataFusionError>() {
             return (ErrorClass::Data, describe_store_error(os));
         }
-        source = err.source();
     }
-    let class = match root {
-        DataFusionError::ParquetError(_) | DataFusionError::IoError(_) => ErrorClass::Data,
-        DataFusionError::ArrowError(a, _) if matches!(**a, datafusion::arrow::error::ArrowError::CsvError(_)) => {
-            ErrorClass::Data
-        }
-        _ => ErrorClass::Runtime,
-    };
+    let class = if chain().any(is_reading_error) { ErrorClass::Data } else { ErrorClass::Runtime };
     (class, strip_prefixes(&root.strip_backtrace()))
 }
 
-/// The path in "table 'datafusion.public.<path>' not found" when the table name is a file path or URL.
+/// `e` as a data error naming the files being read (`files`: the one file, or how many and the first), if it is a
+/// reader's error that names none: DataFusion's scans report a damaged data page or a CSV value that does not parse
+/// without the file.
+pub fn naming_files(e: DataFusionError, files: &[String]) -> DataFusionError {
+    let root = e.find_root();
+    let chain = || std::iter::successors(Some(root as &(dyn std::error::Error + 'static)), |e| e.source());
+    let named = chain().any(|e| {
+        e.is::<DataError>() || e.is::<CliError>() || e.is::<object_store::Error>() || e.is::<starflow_fits::FitsError>()
+    });
+    let place = match files {
+        [] => return e,
+        [file] => file.clone(),
+        [first, ..] => format!("one of {} files ({first}, ...)", files.len()),
+    };
+    if named || !chain().any(is_reading_error) {
+        return e;
+    }
+    data_error(format!("{place}: {}", strip_prefixes(&root.strip_backtrace())))
+}
+
+/// A reader's error: the input is damaged or not what its format says (a CSV value that does not parse, text that is
+/// not UTF-8, a corrupt Parquet page). Not a SQL cast or arithmetic error, which are the query's.
+fn is_reading_error(e: &(dyn std::error::Error + 'static)) -> bool {
+    use datafusion::arrow::error::ArrowError as A;
+    let arrow = |a: &A| matches!(a, A::CsvError(_) | A::JsonError(_) | A::ParseError(_) | A::ParquetError(_) | A::IoError(..));
+    match e.downcast_ref::<DataFusionError>() {
+        Some(DataFusionError::ParquetError(_) | DataFusionError::IoError(_)) => return true,
+        Some(DataFusionError::ArrowError(a, _)) => return arrow(a),
+        _ => {}
+    }
+    e.downcast_ref::<A>().is_some_and(arrow) || e.is::<datafusion::parquet::errors::ParquetError>()
+}
+
+/// The path in "table 'datafusion.public.<path>' not found" when the table name is a file path or URL (it has a '/'
+/// or a file name extension: a table's own name has neither).
 pub(crate) fn missing_location(message: &str) -> Option<String> {
     let name = message.strip_prefix("table '")?.strip_suffix("' not found")?;
     let name = name.strip_prefix("datafusion.public.").unwrap_or(name);
-    name.contains('/').then(|| name.to_string())
+    (name.contains('/') || std::path::Path::new(name).extension().is_some()).then(|| name.to_string())
 }
 
 fn describe_store_error(e: &object_store::Error) -> String {
@@ -221,5 +330,20 @@ mod tests {
 
         let multi = CliError::runtime("line one\n  line two");
         assert_eq!(multi.message, "line one line two");
+    }
+
+    #[test]
+    fn url_secrets_are_redacted_and_object_keys_kept() {
+        for (text, shown) in [
+            ("cannot reach http://ak:PASS@127.0.0.1:1/x", "cannot reach http://***@127.0.0.1:1/x"),
+            ("'https://u:p@ss@h/k.parquet?X-Amz-Signature=abc&b=c' failed", "'https://***@h/k.parquet?***' failed"),
+            ("https://h/k.csv?sig=1 and http://h2/?q", "https://h/k.csv?*** and http://h2/?***"),
+            ("s3://bkt/res?x=1.csv: not found", "s3://bkt/res?x=1.csv: not found"),
+            ("GS://bkt/a#b?c", "GS://bkt/a#b?c"),
+            ("no url: a?b", "no url: a?b"),
+        ] {
+            assert_eq!(redact(text), shown, "{text}");
+        }
+        assert_eq!(escape_controls("nl\nx.csv\tok é"), "nl\\nx.csv\\tok é");
     }
 }

@@ -11,6 +11,8 @@ use datafusion::physical_plan::{ExecutionPlan, execute_stream};
 use futures::{FutureExt, StreamExt};
 use tokio::runtime::{Builder, Runtime};
 
+use crate::error::panic_message;
+
 pub struct CpuExecutor {
     /// `Some` until drop; shut down in the background because a runtime cannot be dropped inside another one.
     runtime: Option<Runtime>,
@@ -53,8 +55,7 @@ impl CpuExecutor {
                 }
             };
             if let Err(panic) = AssertUnwindSafe(produce).catch_unwind().await {
-                let message = panic.downcast_ref::<&str>().copied().or(panic.downcast_ref::<String>().map(String::as_str));
-                let message = format!("internal error (please report): {}", message.unwrap_or("a panic"));
+                let message = format!("internal error (please report): {}", panic_message(panic.as_ref()));
                 let _ = tx.send(Err(DataFusionError::Execution(message))).await;
             }
         });

@@ -1,5 +1,6 @@
 //! Tables named on the command line (`--table NAME=URL`): Parquet, CSV or FITS files, directories or globs, in any store.
 
+use crate::engine::Engine;
 use crate::error::data_error;
 use std::sync::Arc;
 
@@ -8,7 +9,6 @@ use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::file_format::csv::CsvFormat;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::ListingOptions;
-use datafusion::prelude::SessionContext;
 use starflow_fits::FitsFormat;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -47,10 +47,15 @@ pub fn parse_table_arg(arg: &str) -> Result<(String, String), String> {
     }
 }
 
-/// The last path segment's extension, if the location names a file (not a directory or a glob of files); for a
-/// gzipped file the extension under `.gz`.
+/// The last path segment's extension, if the location names a file (not a directory or a glob of files). An http(s)
+/// URL's query string (a presigned URL's signature) is not part of its path. For a gzipped file the extension under
+/// `.gz`.
 fn file_extension(location: &str) -> Option<String> {
-    let last = location.trim_end_matches('/').rsplit('/').next()?.to_ascii_lowercase();
+    let path = match location.starts_with("http://") || location.starts_with("https://") {
+        true => location.split(['?', '#']).next().unwrap_or(location),
+        false => location,
+    };
+    let last = path.trim_end_matches('/').rsplit('/').next()?.to_ascii_lowercase();
     let last = last.strip_suffix(".gz").unwrap_or(&last);
     let (_, ext) = last.rsplit_once('.')?;
     Some(ext.to_string())
@@ -69,22 +74,17 @@ fn infer_format(location: &str) -> Result<InputFormat> {
     }
 }
 
-pub async fn register_table(
-    ctx: &SessionContext,
-    name: &str,
-    location: &str,
-    format: Option<InputFormat>,
-) -> Result<()> {
+pub async fn register_table(engine: &Engine, name: &str, location: &str, format: Option<InputFormat>) -> Result<()> {
     let format = match format {
         Some(f) => f,
         None => infer_format(location)?,
     };
     // A single file is read whatever its extension, and a glob that names one (`dir/*.fits.gz`) picks its files itself;
     // directories and globs without an extension pick the files of the format.
-    let is_pattern = location.ends_with('/') || location.contains(['*', '?', '[']) || file_extension(location).is_none();
+    let is_pattern = location.ends_with('/') || location.contains(['*', '[']) || file_extension(location).is_none();
     let extension = if is_pattern && file_extension(location).is_none() { format.extension().to_string() } else { String::new() };
-    let options = ListingOptions::new(format.file_format()).with_file_extension(extension);
-    ctx.register_listing_table(name, location, options, None, None).await.map_err(|e| match e {
+    let options = ListingOptions::new(crate::formats::checked(format.file_format())).with_file_extension(extension);
+    engine.register_listing_table(name, location, options).await.map_err(|e| match e {
         DataFusionError::Plan(m) if m.contains("No files found") || m.contains("not found") => {
             data_error(format!("table '{name}': no {} files at '{location}'", format.extension()))
         }
@@ -108,5 +108,7 @@ mod tests {
         assert_eq!(infer_format("astraAllStarASPCAP-0.6.0.fits.gz").unwrap(), InputFormat::Fits);
         let err = infer_format("cat.vot").unwrap_err().to_string();
         assert!(err.contains("unsupported input format '.vot'"), "{err}");
+        assert_eq!(infer_format("https://h/b/k.parquet?X-Amz-Signature=abc").unwrap(), InputFormat::Parquet);
+        assert_eq!(infer_format("https://h/b/k.fits.gz?X-Amz-Signature=abc").unwrap(), InputFormat::Fits);
     }
 }

@@ -1,5 +1,6 @@
 //! `starflow catalog`: the three StarFlow files, row-matched to the input, with their schema and metadata; bad rows;
-//! the same numbers as the SQL functions; one evaluation per star and model; S3 in and out; nothing left on failure.
+//! the same numbers as the SQL functions, for both methods; one evaluation per star and model; S3 in and out; nothing
+//! left on failure.
 
 mod common;
 
@@ -7,6 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use common::{BUCKET, S3Server, bundled_catalogue, read_parquet, starflow};
+use starflow::catalog::CatalogMethod;
 use datafusion::arrow::array::{Array, AsArray, BooleanArray, Float32Array, RecordBatch};
 use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
@@ -15,9 +17,10 @@ use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
 
 const FILES: [&str; 3] = ["StarFlow_summary.parquet", "StarFlow_age_posterior.parquet", "StarFlow_mass_posterior.parquet"];
-const SUMMARY: [&str; 13] = [
+const SUMMARY: [&str; 19] = [
     "sdss_id", "sdss4_apogee_id", "catalogid", "age", "e_p_age", "e_n_age", "mass", "e_p_mass", "e_n_mass",
     "training_density", "bitmask", "mass_training_density", "mass_bitmask",
+    "age_median", "age_p16", "age_p84", "mass_median", "mass_p16", "mass_p84",
 ];
 /// Rows of the slice made unusable: ASPCAP flag_bad, a NaN error, a null label.
 const FLAG_BAD: [usize; 2] = [3, 4];
@@ -106,6 +109,7 @@ fn the_three_files_are_row_matched_with_their_schema_metadata_and_flags() {
     let kv = kv_metadata(&out.join(FILES[0]));
     assert_eq!(kv["starflow_version"], env!("CARGO_PKG_VERSION"));
     assert!(kv["models"].contains("\"name\":\"age\"") && kv["models"].contains("\"name\":\"mass\""), "{}", kv["models"]);
+    assert_eq!((kv["posterior_method"].as_str(), kv["label_release"].as_str()), ("v2", "dr19"), "the default method, and the DR19 view's release");
 
     // Bad rows: no estimate, BAD_INPUT in both models' masks; every other star has both estimates.
     let (age, mask, mass_mask) = (f64s(&summary, "age"), i64s(&summary, "bitmask"), i64s(&summary, "mass_bitmask"));
@@ -117,6 +121,14 @@ fn the_three_files_are_row_matched_with_their_schema_metadata_and_flags() {
         } else {
             assert!(age[row].is_some() && f64s(&summary, "mass")[row].is_some(), "row {row}");
             assert_eq!(mask[row].unwrap() & 4, 0, "row {row}");
+        }
+        // The extras: median between the 16th and 84th percentiles where there is an estimate, null where not.
+        for target in ["age", "mass"] {
+            let column = |suffix: &str| f64s(&summary, &format!("{target}_{suffix}"))[row];
+            match (column("p16"), column("median"), column("p84")) {
+                (Some(lo), Some(mid), Some(hi)) => assert!(lo <= mid && mid <= hi, "row {row} {target}: {lo} {mid} {hi}"),
+                other => assert!(bad.contains(&row) && other == (None, None, None), "row {row} {target}: {other:?}"),
+            }
         }
     }
 
@@ -155,44 +167,68 @@ fn the_catalogue_gives_the_numbers_of_the_sql_functions_with_one_evaluation_per_
     write_slice(&input, n);
     let good = n - 4;
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let (catalogue, functions) = rt.block_on(async {
-        let engine = starflow::engine::Engine::new(&starflow::engine::EngineOptions { threads: 2, ..Default::default() }).unwrap();
-        let (age, mass) = (engine.models().require("age").unwrap(), engine.models().require("mass").unwrap());
-        let collect = async |sql: &str| {
-            let mut batches = Vec::new();
-            for statement in engine.parse(sql).unwrap() {
-                if let Some(mut q) = engine.execute(statement).await.unwrap() {
-                    while let Some(b) = futures::StreamExt::next(&mut q.stream).await {
-                        batches.push(b.unwrap());
+    for method in [CatalogMethod::V2, CatalogMethod::Paper] {
+        let (age_model, mass_model) = method.models();
+        let (catalogue, functions) = rt.block_on(async {
+            let engine = starflow::engine::Engine::new(&starflow::engine::EngineOptions { threads: 2, ..Default::default() }).unwrap();
+            let (age, mass) = (engine.models().require(age_model).unwrap(), engine.models().require(mass_model).unwrap());
+            let collect = async |sql: &str| {
+                let mut batches = Vec::new();
+                for statement in engine.parse(sql).unwrap() {
+                    if let Some(mut q) = engine.execute(statement).await.unwrap() {
+                        while let Some(b) = futures::StreamExt::next(&mut q.stream).await {
+                            batches.push(b.unwrap());
+                        }
                     }
                 }
-            }
-            concat_batches(&batches[0].schema(), &batches).unwrap()
+                concat_batches(&batches[0].schema(), &batches).unwrap()
+            };
+            let sql = starflow::catalog::catalog_sql(input.to_str().unwrap(), starflow::catalog::Release::Dr19, method).unwrap();
+            let catalogue = collect(&sql).await;
+            assert_eq!((age.stars_evaluated(), mass.stars_evaluated()), (good as u64, good as u64), "once per good star and model");
+            let functions = collect(&format!(
+                "SELECT a['value'] AS age, a['e_p'] AS e_p_age, a['e_n'] AS e_n_age, a['training_density'] AS density, \
+                 a['median'] AS age_median, m['value'] AS mass, m['e_n'] AS e_n_mass, m['p84'] AS mass_p84 FROM (SELECT \
+                 starflow_estimate('{age_model}', teff, e_teff, logg, e_logg, fe_h, e_fe_h, c_fe, e_c_fe, n_fe, e_n_fe) AS a, \
+                 starflow_estimate('{mass_model}', teff, e_teff, logg, e_logg, fe_h, e_fe_h, c_fe, e_c_fe, n_fe, e_n_fe) AS m \
+                 FROM starflow_input WHERE NOT flag_bad) ORDER BY age",
+            ))
+            .await;
+            (catalogue, functions)
+        });
+        assert_eq!(catalogue.num_rows(), n);
+        // Same stars, same draws: bitwise the same numbers (compared as sorted sets: the functions' query is unordered).
+        let sorted = |b: &RecordBatch, c: &str| {
+            let mut v: Vec<u64> = f64s(b, c).into_iter().flatten().map(f64::to_bits).collect();
+            v.sort();
+            v
         };
-        let sql = starflow::catalog::catalog_sql(input.to_str().unwrap(), starflow::catalog::Release::Dr19).unwrap();
-        let catalogue = collect(&sql).await;
-        assert_eq!((age.stars_evaluated(), mass.stars_evaluated()), (good as u64, good as u64), "once per good star and model");
-        let functions = collect(
-            "SELECT a['age'] AS age, a['e_p_age'] AS e_p_age, a['e_n_age'] AS e_n_age, a['training_density'] AS density, \
-             m['mass'] AS mass, m['e_n_mass'] AS e_n_mass FROM (SELECT \
-             starflow_age(teff, e_teff, logg, e_logg, fe_h, e_fe_h, c_fe, e_c_fe, n_fe, e_n_fe) AS a, \
-             starflow_mass(teff, e_teff, logg, e_logg, fe_h, e_fe_h, c_fe, e_c_fe, n_fe, e_n_fe) AS m \
-             FROM starflow_input WHERE NOT flag_bad) ORDER BY age",
-        )
-        .await;
-        (catalogue, functions)
-    });
-    assert_eq!(catalogue.num_rows(), n);
-    // Same stars, same draws: bitwise the same numbers (compared as sorted sets: the functions' query is unordered).
-    let sorted = |b: &RecordBatch, c: &str| {
-        let mut v: Vec<u64> = f64s(b, c).into_iter().flatten().map(f64::to_bits).collect();
-        v.sort();
-        v
-    };
-    for (ours, theirs) in [("age", "age"), ("e_p_age", "e_p_age"), ("e_n_age", "e_n_age"), ("training_density", "density"), ("mass", "mass"), ("e_n_mass", "e_n_mass")] {
-        assert_eq!(sorted(&catalogue, ours), sorted(&functions, theirs), "{ours}");
-        assert_eq!(sorted(&catalogue, ours).len(), good, "{ours}: a number for every good star");
+        let columns = [("age", "age"), ("e_p_age", "e_p_age"), ("e_n_age", "e_n_age"), ("training_density", "density"), ("age_median", "age_median"), ("mass", "mass"), ("e_n_mass", "e_n_mass"), ("mass_p84", "mass_p84")];
+        for (ours, theirs) in columns {
+            assert_eq!(sorted(&catalogue, ours), sorted(&functions, theirs), "{method:?} {ours}");
+            assert_eq!(sorted(&catalogue, ours).len(), good, "{method:?} {ours}: a number for every good star");
+        }
     }
+}
+
+/// `--method paper` makes the catalogue with the paper's models, and says so in the files; the labels' release is
+/// recorded as not used. Its numbers differ from v2's.
+#[test]
+fn the_paper_method_catalogue_uses_the_paper_models_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("slice.parquet");
+    write_slice(&input, 12);
+    let (v2, paper) = (dir.path().join("v2"), dir.path().join("paper"));
+    run_catalog(&["-q", input.to_str().unwrap(), v2.to_str().unwrap()]);
+    run_catalog(&["-q", "--method", "paper", input.to_str().unwrap(), paper.to_str().unwrap()]);
+    let kv = kv_metadata(&paper.join(FILES[0]));
+    assert_eq!(kv["posterior_method"], "paper");
+    assert!(kv["label_release"].starts_with("none"), "{}", kv["label_release"]);
+    assert!(kv["models"].contains("\"name\":\"age_paper\"") && kv["models"].contains("\"name\":\"mass_paper\""), "{}", kv["models"]);
+    let (ours, theirs) = (read_all(&paper.join(FILES[0])), read_all(&v2.join(FILES[0])));
+    assert_eq!(ours.schema().fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>(), SUMMARY);
+    assert_eq!(ids(&ours), ids(&theirs));
+    assert_ne!(f64s(&ours, "e_p_age"), f64s(&theirs, "e_p_age"), "two methods, two sets of numbers");
 }
 
 #[test]
@@ -216,6 +252,7 @@ fn dr17_input_and_s3_in_and_out() {
         assert_eq!(remote, here, "{file}: S3 and local runs agree");
     }
     let summary = read_all(&local.join(FILES[0]));
+    assert_eq!(kv_metadata(&local.join(FILES[0]))["label_release"], "dr17", "the DR17 view sets its release");
     assert_eq!(summary.column_by_name("sdss_id").unwrap().null_count(), 200, "DR17 has no sdss_id");
     assert!(f64s(&summary, "age").iter().filter(|a| a.is_some()).count() > 190, "almost every star gets an age");
 }
@@ -233,11 +270,10 @@ fn an_interrupted_or_failed_catalogue_leaves_no_files() {
     std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     let status = child.wait_with_output().unwrap().status;
     assert_eq!(status.code(), Some(130), "interrupted");
-    let left: Vec<_> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert!(left.is_empty(), "nothing under the output directory: {left:?}");
+    assert!(!out.exists(), "nothing left, not even the output directory the run made");
 
     // An input without the DR19 columns fails before anything is written.
     let output = starflow().args(["catalog", common::repo_root().join("examples/data/dr17_allstar_sample.parquet").to_str().unwrap(), out.to_str().unwrap()]).output().unwrap();
     assert_eq!(output.status.code(), Some(3), "{}", String::from_utf8_lossy(&output.stderr));
-    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0);
+    assert!(!out.exists());
 }

@@ -44,6 +44,12 @@ fn replace_onnx(model: &Path, bytes: &[u8]) {
     });
 }
 
+/// The `inference` section of the closed-form v2 model.
+fn v2_inference() -> serde_json::Value {
+    let text = std::fs::read_to_string(repo_root().join("tests/data/gaussian_v2/manifest.json")).unwrap();
+    serde_json::from_str::<serde_json::Value>(&text).unwrap()["inference"].clone()
+}
+
 fn gaussian_onnx() -> Vec<u8> {
     std::fs::read(repo_root().join("tests/data/gaussian/model.onnx")).unwrap()
 }
@@ -147,8 +153,32 @@ fn broken_models_are_refused_at_load_naming_the_file() {
         ("negative threshold", "manifest.json", "density scale must be finite and > 0, threshold finite and >= 0", Box::new(|m: &Path| {
             edit_manifest(m, |v| v["density"]["threshold"] = (-1.0).into())
         })),
-        ("unknown format_version", "manifest.json", "unsupported format_version 2 (this starflow reads version 1)", Box::new(|m: &Path| {
-            edit_manifest(m, |v| v["format_version"] = 2.into())
+        ("a format 1 manifest (no method)", "manifest.json", "unsupported format_version 1 (this starflow reads version 2)", Box::new(|m: &Path| {
+            edit_manifest(m, |v| {
+                v["format_version"] = 1.into();
+                v.as_object_mut().unwrap().remove("method");
+            })
+        })),
+        // Method v2's constants (tests/data/gaussian_v2's inference section, then broken).
+        ("v2 without inference", "manifest.json", "method 'v2' needs an 'inference' section", Box::new(|m: &Path| {
+            edit_manifest(m, |v| v["method"] = "v2".into())
+        })),
+        ("inference in a paper manifest", "manifest.json", "method 'paper' takes no 'inference' section", Box::new(|m: &Path| {
+            edit_manifest(m, |v| v["inference"] = v2_inference())
+        })),
+        ("zero error scale", "manifest.json", "release 'dr17': offset, error_scale, sigma_sys must be finite with error_scale > 0", Box::new(|m: &Path| {
+            edit_manifest(m, |v| {
+                v["method"] = "v2".into();
+                v["inference"] = v2_inference();
+                v["inference"]["releases"]["dr17"]["error_scale"][2] = 0.0.into();
+            })
+        })),
+        ("default release missing", "manifest.json", "inference.default_release 'dr20' is not among the releases", Box::new(|m: &Path| {
+            edit_manifest(m, |v| {
+                v["method"] = "v2".into();
+                v["inference"] = v2_inference();
+                v["inference"]["default_release"] = "dr20".into();
+            })
         })),
     ];
     let count = cases.len();
@@ -158,7 +188,7 @@ fn broken_models_are_refused_at_load_naming_the_file() {
         let stderr = assert_refused(models.path(), 4, &path, message);
         assert!(stderr.starts_with("starflow: data error: "), "{name}: {stderr}");
     }
-    assert_eq!(count, 22);
+    assert_eq!(count, 26);
 }
 
 #[test]

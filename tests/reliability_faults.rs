@@ -116,21 +116,7 @@ fn permanent_read_faults_fail_with_exit_4_after_bounded_attempts() {
 
 /// The objects of the bucket (s3s-fs keeps its own bookkeeping, such as the parts of aborted uploads, beside it).
 fn stored_files(s3: &S3Server) -> Vec<String> {
-    fn walk(dir: &std::path::Path, root: &std::path::Path, out: &mut Vec<String>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                walk(&path, root, out);
-            } else {
-                out.push(path.strip_prefix(root).unwrap().display().to_string());
-            }
-        }
-    }
-    let mut out = Vec::new();
-    let bucket = s3.dir.path().join(BUCKET);
-    walk(&bucket, &bucket, &mut out);
-    out.sort();
-    out
+    common::files(&s3.dir.path().join(BUCKET))
 }
 
 /// ~14 MB of CSV: more than the 8 MiB upload buffer, so the output is a multipart upload of two parts.
@@ -191,20 +177,34 @@ fn a_catalogue_whose_upload_fails_leaves_none_of_its_files() {
     s3.put_file("dr19/slice.parquet", &slice);
     let before = stored_files(&s3);
     let args = ["-q", "--io-retries", "1", "catalog", "s3://catalogues/dr19/slice.parquet", "s3://catalogues/vac"];
-    // The age posterior file (the second to be completed) cannot be written: the summary, already completed, is removed.
+    // The age posterior file (the second moved from the staging area into place, by a copy: a PUT to its key) cannot
+    // be written: the summary, already in place, is removed again, and so is the staging area.
     let rule = |r: &Request| if r.method == "PUT" && r.is_for(BUCKET, "vac/StarFlow_age_posterior.parquet") { Fault::Status(500) } else { Fault::Forward };
     let proxy = assert_fails(&s3, rule, &args, 5, "StarFlow_age_posterior.parquet", 2, Duration::from_secs(60));
-    for file in ["StarFlow_summary.parquet", "StarFlow_age_posterior.parquet", "StarFlow_mass_posterior.parquet"] {
+    for file in CATALOGUE_FILES {
         assert!(!s3.object_path(&format!("vac/{file}")).exists(), "{file} is absent");
     }
     assert_eq!(stored_files(&s3), before);
-    // object_store deletes with a (bulk) DeleteObjects request.
-    assert_eq!(proxy.count(Fault::Forward, |r| r.method == "POST" && r.target == format!("/{BUCKET}?delete")), 1);
+    // Installed under a lock object, created only if absent (If-None-Match), and removed again.
+    assert_eq!(proxy.count(Fault::Forward, |r| r.method == "PUT" && r.is_for(BUCKET, "vac/.starflow.lock")), 1);
+    // object_store deletes with (bulk) DeleteObjects requests: the summary, the lock, the staging area.
+    assert_eq!(proxy.count(Fault::Forward, |r| r.method == "POST" && r.target == format!("/{BUCKET}?delete")), 3);
     // Without the fault, the same run writes all three.
     let out = s3.starflow().args(&args[..1]).args(&args[3..]).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(s3.object_path("vac/StarFlow_mass_posterior.parquet").exists());
+    let previous: Vec<Vec<u8>> = CATALOGUE_FILES.iter().map(|f| std::fs::read(s3.object_path(&format!("vac/{f}"))).unwrap()).collect();
+    let stored = stored_files(&s3);
+    // A re-run that fails the same way (exit 5) leaves the previous three as they were: the summary, already
+    // replaced, is put back from the copy kept in the staging area.
+    let proxy = assert_fails(&s3, rule, &args, 5, "StarFlow_age_posterior.parquet", 2, Duration::from_secs(60));
+    for (file, bytes) in CATALOGUE_FILES.iter().zip(&previous) {
+        assert!(std::fs::read(s3.object_path(&format!("vac/{file}"))).unwrap() == *bytes, "{file} is the previous one");
+    }
+    assert_eq!(stored_files(&s3), stored, "no staging objects, no lock left");
+    assert_eq!(proxy.count(Fault::Forward, |r| r.method == "PUT" && r.is_for(BUCKET, "vac/StarFlow_summary.parquet")), 2, "replaced, then put back");
 }
+
+const CATALOGUE_FILES: [&str; 3] = ["StarFlow_summary.parquet", "StarFlow_age_posterior.parquet", "StarFlow_mass_posterior.parquet"];
 
 #[test]
 fn stopping_the_server_mid_query_fails_cleanly_and_leaves_no_output() {

@@ -52,7 +52,7 @@ fn engine(rt: &tokio::runtime::Runtime, memory_limit: Option<usize>) -> Engine {
     let view = std::fs::read_to_string(common::repo_root().join("queries/dr19_inputs.sql")).unwrap();
     let sql = format!(
         "{}; CREATE VIEW stars AS SELECT * FROM starflow_input WHERE sdss4_apogee_id IS NOT NULL ORDER BY sdss4_apogee_id LIMIT 50",
-        starflow::cli::substitute(&view, &defines).unwrap()
+        starflow::session::substitute(&view, &defines).unwrap()
     );
     rt.block_on(async {
         for statement in engine.parse(&sql).unwrap() {

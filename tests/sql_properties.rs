@@ -186,6 +186,7 @@ fn estimates(column: &ArrayRef) -> Vec<Estimate> {
     let s = column.as_struct();
     let f = |name: &str| s.column_by_name(name).expect("field").as_primitive::<Float64Type>().clone();
     let (value, e_p, e_n, density) = (f("value"), f("e_p"), f("e_n"), f("training_density"));
+    let (median, p16, p84) = (f("median"), f("p16"), f("p84"));
     let bitmask = s.column_by_name("bitmask").expect("field").as_primitive::<Int64Type>().clone();
     let posterior = s.column_by_name("posterior").expect("field").as_list::<i32>().clone();
     let opt = |a: &Float64Array, r: usize| a.is_valid(r).then(|| a.value(r));
@@ -194,6 +195,9 @@ fn estimates(column: &ArrayRef) -> Vec<Estimate> {
             value: opt(&value, r),
             e_p: opt(&e_p, r),
             e_n: opt(&e_n, r),
+            median: opt(&median, r),
+            p16: opt(&p16, r),
+            p84: opt(&p84, r),
             training_density: opt(&density, r),
             bitmask: bitmask.value(r),
             posterior: posterior.is_valid(r).then(|| posterior.value(r).as_primitive::<Float64Type>().values().to_vec()),
@@ -207,42 +211,45 @@ fn any_table_of_numbers_gives_exactly_the_estimates_of_its_doubles() {
     let options = EngineOptions { threads: 2, models_dir: Some(gaussian_dir()), ..EngineOptions::default() };
     let engine = rt.block_on(async { Engine::new(&options) }).unwrap();
     rt.block_on(collect(&engine, &format!("SET starflow.draws = {DRAWS}"))).unwrap();
-    let model = engine.models().require("age").unwrap();
-    let opts = Options { draws: DRAWS, seed: StarflowConfig::default().seed, chunk_rows: 1000 };
-    let result = TestRunner::new(properties::config(128)).run(&case(), |case| {
-        let (schema, partitions) = table(&case);
-        let ctx = engine.context();
-        ctx.deregister_table("t").map_err(|e| TestCaseError::fail(e.to_string()))?;
-        ctx.register_table("t", Arc::new(MemTable::try_new(Arc::clone(&schema), partitions.clone()).expect("table")))
-            .map_err(|e| TestCaseError::fail(e.to_string()))?;
-        let args: Vec<String> = case
-            .args
-            .iter()
-            .enumerate()
-            .map(|(i, arg)| match arg {
-                Arg::Column(_) => format!("c{i}"),
-                Arg::Literal(v) => sql_literal(*v),
-            })
-            .collect();
-        let sql = format!("SELECT id, starflow_estimate('age', {}) AS e FROM t ORDER BY id", args.join(", "));
-        let batches = rt.block_on(collect(&engine, &sql));
-        prop_assert!(batches.is_ok(), "{sql}: {:?}", batches.as_ref().err());
-        let batches = batches.unwrap_or_default();
-        let got: Vec<Estimate> = batches.iter().flat_map(|b| estimates(b.column(1))).collect();
-        let ids: Vec<i64> = batches.iter().flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec()).collect();
-        prop_assert_eq!(ids, (0..case.rows.len() as i64).collect::<Vec<_>>(), "every row once");
+    // The paper's method and v2 (its default release: every usable star drawn), half the cases each.
+    for name in ["age", "age_v2"] {
+        let model = engine.models().require(name).unwrap();
+        let opts = Options { draws: DRAWS, seed: StarflowConfig::default().seed, chunk_rows: 1000, label_release: String::new() };
+        let result = TestRunner::new(properties::config(64)).run(&case(), |case| {
+            let (schema, partitions) = table(&case);
+            let ctx = engine.context();
+            ctx.deregister_table("t").map_err(|e| TestCaseError::fail(e.to_string()))?;
+            ctx.register_table("t", Arc::new(MemTable::try_new(Arc::clone(&schema), partitions.clone()).expect("table")))
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let args: Vec<String> = case
+                .args
+                .iter()
+                .enumerate()
+                .map(|(i, arg)| match arg {
+                    Arg::Column(_) => format!("c{i}"),
+                    Arg::Literal(v) => sql_literal(*v),
+                })
+                .collect();
+            let sql = format!("SELECT id, starflow_estimate('{name}', {}) AS e FROM t ORDER BY id", args.join(", "));
+            let batches = rt.block_on(collect(&engine, &sql));
+            prop_assert!(batches.is_ok(), "{sql}: {:?}", batches.as_ref().err());
+            let batches = batches.unwrap_or_default();
+            let got: Vec<Estimate> = batches.iter().flat_map(|b| estimates(b.column(1))).collect();
+            let ids: Vec<i64> = batches.iter().flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec()).collect();
+            prop_assert_eq!(ids, (0..case.rows.len() as i64).collect::<Vec<_>>(), "every row once");
 
-        let all = concat_batches(&schema, partitions.iter().flatten()).expect("concat");
-        let mut all_rows: Vec<(i64, StarInput)> = all.column(0).as_primitive::<Int64Type>().values().iter().copied()
-            .zip(stars(&case, &all)).collect();
-        all_rows.sort_by_key(|(id, _)| *id);
-        let inputs: Vec<StarInput> = all_rows.into_iter().map(|(_, s)| s).collect();
-        let expected = estimate_batch(&model, &inputs, &opts, true, engine.models().pool());
-        prop_assert_eq!(Ok(got), expected, "{}", sql);
-        Ok(())
-    });
-    if let Err(e) = result {
-        panic!("{e}");
+            let all = concat_batches(&schema, partitions.iter().flatten()).expect("concat");
+            let mut all_rows: Vec<(i64, StarInput)> = all.column(0).as_primitive::<Int64Type>().values().iter().copied()
+                .zip(stars(&case, &all)).collect();
+            all_rows.sort_by_key(|(id, _)| *id);
+            let inputs: Vec<StarInput> = all_rows.into_iter().map(|(_, s)| s).collect();
+            let expected = estimate_batch(&model, &inputs, &opts, true, engine.models().pool());
+            prop_assert_eq!(Ok(got), expected, "{}", sql);
+            Ok(())
+        });
+        if let Err(e) = result {
+            panic!("{name}: {e}");
+        }
     }
 }
 

@@ -6,6 +6,8 @@
 
 mod aws_profile;
 mod io_store;
+mod presigned;
+mod visible;
 
 use crate::error::data_error;
 use std::collections::HashMap;
@@ -24,6 +26,8 @@ use tokio::runtime::Handle;
 use url::Url;
 
 pub use io_store::IoStore;
+use presigned::Presigned;
+use visible::Visible;
 
 /// How remote stores are reached. Everything not given here comes from the standard environment variables
 /// (`AWS_ACCESS_KEY_ID`, `AWS_REGION`, `AWS_ENDPOINT`, `GOOGLE_SERVICE_ACCOUNT`, `AZURE_STORAGE_ACCOUNT_NAME`, ...) and, for
@@ -119,6 +123,7 @@ impl StoreOptions {
         Ok(Arc::new(store))
     }
 
+    /// A store for `url`, one of [`OBJECT_SCHEMES`] or http(s).
     fn build_remote(&self, url: &Url) -> Result<Arc<dyn ObjectStore>> {
         let bucket = url.host_str().unwrap_or_default();
         let configuration = |e: object_store::Error| data_error(format!("{}: {e}", store_key(url)));
@@ -140,14 +145,7 @@ impl StoreOptions {
                     .build()
                     .map_err(configuration)?,
             )),
-            "http" | "https" => Ok(Arc::new(
-                HttpBuilder::new()
-                    .with_url(store_key(url))
-                    .with_client_options(self.client_options(url.scheme() == "http"))
-                    .with_retry(self.retry_config())
-                    .build()
-                    .map_err(configuration)?,
-            )),
+            "http" | "https" => self.build_http(&store_key(url)),
             other => Err(data_error(format!(
                 "unsupported storage scheme '{other}://' (supported: file paths, s3://, gs://, az://, http(s)://)"
             ))),
@@ -155,24 +153,108 @@ impl StoreOptions {
     }
 }
 
+impl StoreOptions {
+    /// An HTTP store under `base` (`scheme://host`, with a presigned object's query string if it has one).
+    fn build_http(&self, base: &str) -> Result<Arc<dyn ObjectStore>> {
+        let store = HttpBuilder::new()
+            .with_url(base)
+            .with_client_options(self.client_options(base.starts_with("http://")))
+            .with_retry(self.retry_config())
+            .build()
+            .map_err(|e| data_error(format!("{base}: {e}")))?;
+        Ok(Arc::new(store))
+    }
+}
+
+/// An object-store URL whose key is taken literally, as DataFusion's URL parsing expects it: each key segment
+/// percent-encoded, so that `#`, `?`, `%` and spaces in a key reach the store as typed (`s3://b/run#3/x.parquet`
+/// names the key `run#3/x.parquet`, as in the AWS CLI; DataFusion has no globs in URLs, so `*` is literal too). Local
+/// paths (globs when they have `*`, `?` or `[`) and http(s) URLs are returned unchanged.
+pub fn literal_location(text: &str) -> String {
+    let Some((scheme, rest)) = text.split_once("://") else { return text.to_string() };
+    if matches!(scheme, "http" | "https" | "file") || scheme.contains('/') {
+        return text.to_string();
+    }
+    let (authority, key) = rest.split_once('/').unwrap_or((rest, ""));
+    let Ok(mut url) = Url::parse(&format!("{scheme}://{authority}/")) else { return text.to_string() };
+    match url.path_segments_mut() {
+        Ok(mut segments) => {
+            segments.clear().extend(key.split('/'));
+        }
+        Err(()) => return text.to_string(),
+    }
+    url.to_string()
+}
+
+/// The text `literal_location` was made from: what the user typed, for messages.
+pub fn typed_location(location: &str) -> String {
+    let Ok(url) = Url::parse(location) else { return location.to_string() };
+    if !OBJECT_SCHEMES.contains(&url.scheme()) {
+        return location.to_string();
+    }
+    match object_store::path::Path::from_url_path(url.path()) {
+        Ok(key) => format!("{}/{key}{}", store_key(&url), if url.path().ends_with('/') && url.path() != "/" { "/" } else { "" }),
+        Err(_) => location.to_string(),
+    }
+}
+
+/// The schemes of object stores (`build_remote`): their URLs name an object by a key taken literally
+/// ([`literal_location`]).
+pub const OBJECT_SCHEMES: [&str; 6] = ["s3", "s3a", "gs", "az", "abfs", "abfss"];
+
 /// `scheme://authority`: one store serves a whole bucket (or host).
 fn store_key(url: &Url) -> String {
     format!("{}://{}", url.scheme(), &url[url::Position::BeforeHost..url::Position::AfterPort])
 }
 
-/// The session's [`ObjectStoreRegistry`]: creates stores on first use and caches them per bucket.
+/// The session's [`ObjectStoreRegistry`]: creates stores on first use and caches them per bucket. Every store lists
+/// only visible files ([`Visible`]); remote ones run on the IO runtime ([`IoStore`]); http(s) hosts serve presigned
+/// URLs ([`Presigned`]).
 #[derive(Debug)]
 pub struct StoreRegistry {
     options: StoreOptions,
     io: Handle,
     stores: Mutex<HashMap<String, Arc<dyn ObjectStore>>>,
+    hosts: Mutex<HashMap<String, Arc<Presigned>>>,
 }
 
 impl StoreRegistry {
     pub fn new(options: StoreOptions, io: Handle) -> Self {
-        let local: Arc<dyn ObjectStore> = Arc::new(LocalFileSystem::new());
+        let local: Arc<dyn ObjectStore> = Arc::new(Visible::new(Arc::new(LocalFileSystem::new())));
         let stores = HashMap::from([("file://".to_string(), local)]);
-        Self { options, io, stores: Mutex::new(stores) }
+        Self { options, io, stores: Mutex::new(stores), hosts: Mutex::default() }
+    }
+
+    fn on_io(&self, store: Arc<dyn ObjectStore>) -> Arc<dyn ObjectStore> {
+        Arc::new(IoStore::new(store, self.io.clone()))
+    }
+
+    fn build(&self, url: &Url) -> Result<Arc<dyn ObjectStore>> {
+        let remote = self.on_io(self.options.build_remote(url)?);
+        if !matches!(url.scheme(), "http" | "https") {
+            return Ok(Arc::new(Visible::new(remote)));
+        }
+        let host = Arc::new(Presigned::new(remote));
+        self.hosts.lock().unwrap_or_else(|p| p.into_inner()).insert(store_key(url), Arc::clone(&host));
+        Ok(Arc::new(Visible::new(host)))
+    }
+
+    /// Before `location` is read: a presigned http(s) URL (one with a query string) is read with its query.
+    pub fn note_location(&self, location: &str) -> Result<()> {
+        let Ok(url) = Url::parse(location) else { return Ok(()) };
+        if !matches!(url.scheme(), "http" | "https") || url.query().is_none() {
+            return Ok(());
+        }
+        self.get_store(&url)?;
+        let Some(host) = self.hosts.lock().unwrap_or_else(|p| p.into_inner()).get(&store_key(&url)).cloned() else {
+            return Ok(()); // a store registered by hand for this host: read as it is
+        };
+        let path = object_store::path::Path::from_url_path(url.path()).map_err(|e| data_error(e.to_string()))?;
+        let mut base = url.clone();
+        base.set_path("/");
+        base.set_fragment(None);
+        host.sign(path, self.on_io(self.options.build_http(base.as_str())?));
+        Ok(())
     }
 }
 
@@ -187,7 +269,7 @@ impl ObjectStoreRegistry for StoreRegistry {
         if let Some(store) = stores.get(&key) {
             return Ok(Arc::clone(store));
         }
-        let store: Arc<dyn ObjectStore> = Arc::new(IoStore::new(self.options.build_remote(url)?, self.io.clone()));
+        let store = self.build(url)?;
         stores.insert(key, Arc::clone(&store));
         Ok(store)
     }
@@ -209,6 +291,27 @@ mod tests {
         assert!(!Arc::ptr_eq(&a, &b));
         let err = registry.get_store(&Url::parse("ftp://host/x").unwrap()).unwrap_err().to_string();
         assert!(err.contains("unsupported storage scheme 'ftp://'"), "{err}");
+    }
+
+    #[test]
+    fn object_keys_are_literal_for_datafusion() {
+        use datafusion::datasource::listing::ListingTableUrl;
+        for (text, key) in [
+            ("s3://b/run#3/x.parquet", "run#3/x.parquet"),
+            ("s3://b/a?x=1.csv", "a?x=1.csv"),
+            ("s3://b/a%20b.csv", "a%20b.csv"),
+            ("gs://b/dir/", "dir"),
+            ("s3://b", ""),
+        ] {
+            let url = ListingTableUrl::parse(literal_location(text)).unwrap();
+            assert_eq!(url.prefix().as_ref(), key, "{text}");
+        }
+        assert!(literal_location("s3://b/dir/").ends_with("/dir/"));
+        assert_eq!(literal_location("https://h/k.parquet?sig=1"), "https://h/k.parquet?sig=1");
+        assert_eq!(literal_location("/tmp/a#b.parquet"), "/tmp/a#b.parquet");
+        for typed in ["s3://b/run#3/x.parquet", "s3://b/a?x=1.csv", "gs://b/a%20b c.csv", "s3://b/dir#1/", "/tmp/a#b", "https://h/k?s=1"] {
+            assert_eq!(typed_location(&literal_location(typed)), typed);
+        }
     }
 
     #[test]

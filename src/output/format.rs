@@ -3,9 +3,11 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use arrow::array::RecordBatch;
-use arrow::datatypes::SchemaRef;
+use arrow::array::{Array, ArrowPrimitiveType, AsArray, PrimitiveArray, RecordBatch};
+use arrow::datatypes::{DataType, FieldRef, Float16Type, Float32Type, Float64Type, SchemaRef};
 use arrow::error::ArrowError;
+use arrow::json::writer::{EncoderOptions, NullableEncoder};
+use arrow::json::{EncoderFactory, WriterBuilder};
 use datafusion::parquet::arrow::arrow_writer::ArrowWriterOptions;
 use datafusion::parquet::arrow::{ARROW_SCHEMA_META_KEY, ArrowWriter, encode_arrow_schema};
 use datafusion::parquet::basic::{Compression, ZstdLevel};
@@ -19,9 +21,9 @@ pub enum OutputFormat {
     /// An aligned text table (terminal display; long results are cut at --max-rows).
     Table,
     Csv,
-    /// One JSON array of row objects.
+    /// One JSON array of row objects (NaN and infinities as the strings "NaN", "Infinity", "-Infinity").
     Json,
-    /// One JSON object per line.
+    /// One JSON object per line (NaN and infinities as for json).
     Ndjson,
     Parquet,
     /// A FITS binary table with the columns' units and descriptions.
@@ -72,6 +74,50 @@ impl Write for SharedBuf {
     }
 }
 
+/// JSON has no NaN or infinity, and arrow writes them as null: a NaN input would come out as a missing value. They
+/// are written as the strings "NaN", "Infinity" and "-Infinity" (the convention of Protocol Buffers' JSON mapping,
+/// read back by Python's `float()`), finite numbers as numbers.
+fn json() -> WriterBuilder {
+    WriterBuilder::new().with_encoder_factory(Arc::new(NonFiniteAsText))
+}
+
+#[derive(Debug)]
+struct NonFiniteAsText;
+
+impl EncoderFactory for NonFiniteAsText {
+    fn make_default_encoder<'a>(
+        &self,
+        _field: &'a FieldRef,
+        array: &'a dyn Array,
+        _options: &'a EncoderOptions,
+    ) -> Result<Option<NullableEncoder<'a>>, ArrowError> {
+        let encoder: Box<dyn arrow::json::Encoder + 'a> = match array.data_type() {
+            DataType::Float16 => Box::new(Floats(array.as_primitive::<Float16Type>(), |v| v.to_f64())),
+            DataType::Float32 => Box::new(Floats(array.as_primitive::<Float32Type>(), f64::from)),
+            DataType::Float64 => Box::new(Floats(array.as_primitive::<Float64Type>(), |v| v)),
+            _ => return Ok(None),
+        };
+        Ok(Some(NullableEncoder::new(encoder, array.logical_nulls())))
+    }
+}
+
+/// Floats of one array, with their value as a double (to tell the finite ones).
+struct Floats<'a, T: ArrowPrimitiveType>(&'a PrimitiveArray<T>, fn(T::Native) -> f64);
+
+impl<T: ArrowPrimitiveType> arrow::json::Encoder for Floats<'_, T> {
+    fn encode(&mut self, idx: usize, out: &mut Vec<u8>) {
+        let value = self.0.value(idx);
+        let text = match (self.1)(value) {
+            v if v.is_nan() => "\"NaN\"".to_string(),
+            v if v == f64::INFINITY => "\"Infinity\"".to_string(),
+            v if v == f64::NEG_INFINITY => "\"-Infinity\"".to_string(),
+            // Debug is the shortest text that reads back to the same value, with an exponent where it is shorter.
+            _ => format!("{value:?}"),
+        };
+        out.extend_from_slice(text.as_bytes());
+    }
+}
+
 enum Writer {
     Csv(arrow::csv::Writer<SharedBuf>),
     Json(arrow::json::ArrayWriter<SharedBuf>),
@@ -91,8 +137,8 @@ impl Encoder {
         let buf = SharedBuf::default();
         let writer = match format {
             OutputFormat::Csv => Writer::Csv(arrow::csv::WriterBuilder::new().with_header(true).build(buf.clone())),
-            OutputFormat::Json => Writer::Json(arrow::json::ArrayWriter::new(buf.clone())),
-            OutputFormat::Ndjson => Writer::Ndjson(arrow::json::LineDelimitedWriter::new(buf.clone())),
+            OutputFormat::Json => Writer::Json(json().build(buf.clone())),
+            OutputFormat::Ndjson => Writer::Ndjson(json().build(buf.clone())),
             OutputFormat::Parquet => {
                 // The metadata (descriptions, provenance, units as astropy and VO tools read them) and the Arrow schema
                 // holding it are written at the end, when the string lengths astropy needs are known.
@@ -190,6 +236,22 @@ mod tests {
         );
         let json: serde_json::Value = serde_json::from_slice(&encode(OutputFormat::Json)).unwrap();
         assert_eq!(json, serde_json::json!([{"id":1,"age":4.5},{"id":2},{"id":3,"age":10.25}]));
+    }
+
+    #[test]
+    fn json_writes_non_finite_numbers_as_text() {
+        let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Float64, true), Field::new("y", DataType::Float32, true)]));
+        let x = Float64Array::from(vec![Some(f64::NAN), Some(f64::INFINITY), Some(f64::NEG_INFINITY), Some(0.1), None, Some(1e300)]);
+        let y = arrow::array::Float32Array::from(vec![Some(0.1f32), Some(f32::NAN), None, Some(-0.0), Some(1.5), Some(f32::MAX)]);
+        let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(x), Arc::new(y)]).unwrap();
+        let mut enc = Encoder::new(OutputFormat::Ndjson, schema).unwrap();
+        let mut out = enc.write(&batch).unwrap();
+        enc.finish().unwrap().for_each(|piece| out.extend(piece.unwrap()));
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\"x\":\"NaN\",\"y\":0.1}\n{\"x\":\"Infinity\",\"y\":\"NaN\"}\n{\"x\":\"-Infinity\"}\n{\"x\":0.1,\"y\":-0.0}\n\
+             {\"y\":1.5}\n{\"x\":1e300,\"y\":3.4028235e38}\n"
+        );
     }
 
     #[test]

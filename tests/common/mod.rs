@@ -171,3 +171,46 @@ pub fn assert_no_secret(output: &std::process::Output) {
         assert!(!String::from_utf8_lossy(text).contains(SECRET_KEY), "the secret key is in {name}");
     }
 }
+
+/// Rows `start..start + n` of the bundled catalogue as a Parquet file, without the columns in `drop`.
+pub fn write_bundled_rows(path: &Path, start: usize, n: usize, drop: &[&str]) {
+    use datafusion::arrow::compute::concat_batches;
+    let batches = read_parquet(&bundled_catalogue());
+    let all = concat_batches(&batches[0].schema(), &batches).unwrap().slice(start, n);
+    let keep: Vec<usize> = (0..all.num_columns()).filter(|&i| !drop.contains(&all.schema().field(i).name().as_str())).collect();
+    let rows = all.project(&keep).unwrap();
+    let mut writer = ArrowWriter::try_new(std::fs::File::create(path).unwrap(), rows.schema(), None).unwrap();
+    writer.write(&rows).unwrap();
+    writer.close().unwrap();
+}
+
+/// Exit code, stdout and stderr of a finished starflow.
+pub fn outcome(output: &std::process::Output) -> (Option<i32>, String, String) {
+    (output.status.code(), stdout_of(output), String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+/// Every entry under `dir`, recursively, as sorted paths relative to it (hidden ones included).
+pub fn tree(dir: &Path) -> Vec<String> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            out.push(path.strip_prefix(root).unwrap().to_string_lossy().into_owned());
+            if path.is_dir() && !path.is_symlink() {
+                walk(root, &path, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+/// The files under `dir` (as [`tree`], without directories: s3s-fs leaves a key's directories behind when it deletes
+/// the object), or none if `dir` does not exist.
+pub fn files(dir: &Path) -> Vec<String> {
+    if !dir.exists() {
+        return Vec::new();
+    }
+    tree(dir).into_iter().filter(|e| !dir.join(e).is_dir()).collect()
+}

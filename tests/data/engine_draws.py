@@ -1,6 +1,8 @@
 """The engine's per-star Monte-Carlo draws (udfs/src/draws.rs), ported to Python so that a reference computation can
 use exactly the draws `starflow_age(...)` uses. Pure Python integers and the `math` module (glibc, as Rust's f64 ln,
-cos and sin on Linux), so the numbers are bitwise the same.
+cos and sin on Linux), so the numbers are bitwise the same. `plan_rows` takes a draw plan of
+models/train/reference.py (`Model.draw_plan`: the values drawn around, their sigmas, the number of draws) as the
+engine does: the values themselves when no sigma is left (method v2 within the training noise), else the draws.
 """
 import math
 import struct
@@ -47,3 +49,10 @@ def sample_labels(seed: int, labels, errors, draws: int):
     n = len(labels)
     flat = [labels[i % n] + errors[i % n] * normal(key, i) for i in range(draws * n)]
     return [flat[d * n:(d + 1) * n] for d in range(draws)]
+
+
+def plan_rows(seed: int, center, sigma, draws: int):
+    """The label rows of a draw plan, as udfs/src/draws.rs::DrawPlan::rows."""
+    if all(float(s) == 0.0 for s in sigma):
+        return [[float(v) for v in center] for _ in range(draws)]
+    return sample_labels(seed, [float(v) for v in center], [float(s) for s in sigma], draws)

@@ -1,13 +1,15 @@
 //! The StarFlow user-defined functions for DataFusion: stellar ages, masses, training-space densities and quality
 //! flags from normalizing flows (ONNX) evaluated per star, as SQL columns.
 //!
-//! `manifest` + `registry` + `model`: the models; `onnx`: ONNX Runtime; `draws`, `inference`, `posterior`: the
-//! SCIENCE.md computation; `functions`: the SQL functions; `config`: `SET starflow.*`.
+//! `manifest` + `registry` + `model`: the models; `locate`: where the models and ONNX Runtime are found at run time;
+//! `onnx`: ONNX Runtime; `draws`, `inference`, `posterior`: the computation of docs/METHOD.md (both methods, paper and
+//! v2); `limits`: the bound on a star's flow rows; `functions`: the SQL functions; `config`: `SET starflow.*`.
 
 pub mod config;
 pub mod draws;
 pub mod functions;
 pub mod inference;
+pub mod limits;
 pub mod locate;
 pub mod manifest;
 pub mod model;

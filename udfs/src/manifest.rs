@@ -1,10 +1,13 @@
 //! `manifest.json` of a model directory (docs/MODEL_FORMAT.md), parsed and validated before any session is created.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::Deserialize;
 
-pub const FORMAT_VERSION: u32 = 1;
+use crate::limits::rows_per_star;
+
+pub const FORMAT_VERSION: u32 = 2;
 /// The five input labels, in the order the flow expects them.
 pub const LABELS: [&str; 5] = ["teff", "logg", "fe_h", "c_fe", "n_fe"];
 
@@ -20,8 +23,93 @@ pub struct Manifest {
     pub target: Target,
     pub default_draws: usize,
     pub density: Density,
+    pub method: Method,
+    /// Method v2's constants (absent for the paper's method).
+    #[serde(default)]
+    pub inference: Option<Inference>,
     #[serde(default)]
     pub provenance: serde_json::Value,
+}
+
+/// How a star's posterior is made from the flow (models/train/reference.py, rules 3 and 6).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    /// Stone-Martinez et al. 2025: `default_draws` draws from the reported errors, each draw's conditional normalized
+    /// on its own, then averaged.
+    Paper,
+    /// Labels moved onto the training release, draws only for the error in excess of the training labels' noise (one
+    /// flow pass where there is none), the joint density averaged over the draws and normalized once.
+    V2,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Paper => "paper",
+            Self::V2 => "v2",
+        }
+    }
+}
+
+/// Method v2: the noise of the training labels and how the labels of each data release relate to them.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct Inference {
+    /// Per label, the noise the training labels carried (the flow has learned it).
+    pub sigma_train: [f64; 5],
+    /// The release of inputs when `starflow.label_release` is not set.
+    pub default_release: String,
+    pub releases: BTreeMap<String, Release>,
+}
+
+/// One data release's labels against the training labels (models/train/releases.py), per label.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct Release {
+    /// Zero point against the training release: inputs are moved by subtracting it.
+    pub offset: [f64; 5],
+    /// Maps the release's reported errors onto the training release's scale.
+    pub error_scale: [f64; 5],
+    /// Noise no reported error carries (release-to-release scatter, or an honest prior where nothing was measured).
+    pub sigma_sys: [f64; 5],
+    /// Whether offset, scale and sigma_sys were measured on this release's data (else a prior).
+    pub measured: [bool; 5],
+    pub n_stars: u64,
+    pub source: String,
+}
+
+impl Inference {
+    /// The release named by `setting` (empty: the default), or an error listing the releases there are.
+    pub fn release(&self, setting: &str) -> Result<(&str, &Release), String> {
+        let name = if setting.is_empty() { self.default_release.as_str() } else { setting };
+        self.releases.get_key_value(name).map(|(k, r)| (k.as_str(), r)).ok_or_else(|| {
+            let known: Vec<&str> = self.releases.keys().map(String::as_str).collect();
+            format!("unknown label release '{name}' (this model knows {})", known.join(", "))
+        })
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if !self.sigma_train.iter().all(|s| s.is_finite() && *s > 0.0) {
+            return Err(format!("inference.sigma_train must be 5 finite values > 0, found {:?}", self.sigma_train));
+        }
+        if self.releases.is_empty() {
+            return Err("inference.releases is empty".into());
+        }
+        for (name, r) in &self.releases {
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
+                return Err(format!("invalid release name '{name}' (lower-case letters, digits and _)"));
+            }
+            let finite = r.offset.iter().chain(&r.error_scale).chain(&r.sigma_sys).all(|v| v.is_finite());
+            if !finite || r.error_scale.iter().any(|k| *k <= 0.0) || r.sigma_sys.iter().any(|s| *s < 0.0) {
+                return Err(format!(
+                    "release '{name}': offset, error_scale, sigma_sys must be finite with error_scale > 0 and sigma_sys >= 0"
+                ));
+            }
+        }
+        if !self.releases.contains_key(&self.default_release) {
+            return Err(format!("inference.default_release '{}' is not among the releases", self.default_release));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -87,7 +175,7 @@ impl Grid {
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 pub struct Density {
-    /// S of SCIENCE.md: samples seen in training.
+    /// S of docs/METHOD.md sec. 8: samples seen in training.
     pub scale: f64,
     /// LOW_DENSITY below this.
     pub threshold: f64,
@@ -95,21 +183,33 @@ pub struct Density {
     pub threshold_quantile: Option<f64>,
 }
 
+/// The manifest's version alone: read before the rest, so that an older or newer manifest is refused for its version
+/// rather than for the first key its format lacks.
+#[derive(Deserialize)]
+struct Version {
+    format_version: u32,
+}
+
+fn check_version(format_version: u32) -> Result<(), String> {
+    if format_version != FORMAT_VERSION {
+        return Err(format!("unsupported format_version {format_version} (this starflow reads version {FORMAT_VERSION})"));
+    }
+    Ok(())
+}
+
 impl Manifest {
     pub fn load(path: &Path) -> Result<Self, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let manifest: Manifest = serde_json::from_str(&text).map_err(|e| format!("{}: invalid manifest: {e}", path.display()))?;
+        let invalid = |e: serde_json::Error| format!("{}: invalid manifest: {e}", path.display());
+        let version: Version = serde_json::from_str(&text).map_err(invalid)?;
+        check_version(version.format_version).map_err(|e| format!("{}: {e}", path.display()))?;
+        let manifest: Manifest = serde_json::from_str(&text).map_err(invalid)?;
         manifest.validate().map_err(|e| format!("{}: {e}", path.display()))?;
         Ok(manifest)
     }
 
     pub fn validate(&self) -> Result<(), String> {
-        if self.format_version != FORMAT_VERSION {
-            return Err(format!(
-                "unsupported format_version {} (this starflow reads version {FORMAT_VERSION})",
-                self.format_version
-            ));
-        }
+        check_version(self.format_version)?;
         if self.name.is_empty() || !self.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             return Err(format!("invalid model name '{}' (letters, digits and _)", self.name));
         }
@@ -133,12 +233,17 @@ impl Manifest {
         if self.target.transform == Transform::Log10 && g.start < 0.0 {
             return Err("a log10 target needs a grid of non-negative values".into());
         }
-        crate::inference::rows_per_star(self.default_draws, g.num).map_err(|e| format!("default_draws and grid: {e}"))?;
+        rows_per_star(self.default_draws, g.num).map_err(|e| format!("default_draws and grid: {e}"))?;
         let d = &self.density;
         if !(d.scale.is_finite() && d.scale > 0.0 && d.threshold.is_finite() && d.threshold >= 0.0) {
             return Err("density scale must be finite and > 0, threshold finite and >= 0".into());
         }
-        Ok(())
+        match (self.method, &self.inference) {
+            (Method::Paper, None) => Ok(()),
+            (Method::Paper, Some(_)) => Err("method 'paper' takes no 'inference' section (it is method v2's)".into()),
+            (Method::V2, None) => Err("method 'v2' needs an 'inference' section (sigma_train and releases)".into()),
+            (Method::V2, Some(inference)) => inference.validate(),
+        }
     }
 }
 
@@ -151,7 +256,7 @@ pub(crate) mod tests {
             serde_json::json!({"name": name, "unit": "", "mean": mean, "std": 1.0, "train_min": mean - 3.0, "train_max": mean + 3.0})
         };
         serde_json::json!({
-            "format_version": 1, "name": "age", "version": "1.0.0",
+            "format_version": 2, "name": "age", "version": "1.0.0", "method": "paper",
             "onnx": {"file": "model.onnx", "input": "x", "output": "log_prob"},
             "labels": [dim("teff", 0.0), dim("logg", 0.0), dim("fe_h", 0.0), dim("c_fe", 0.0), dim("n_fe", 0.0)],
             "target": {"name": "age", "unit": "Gyr", "mean": 7.0, "std": 1.0, "train_min": 0.0, "train_max": 14.0,
@@ -161,17 +266,38 @@ pub(crate) mod tests {
         })
     }
 
-    fn check(edit: impl FnOnce(&mut serde_json::Value)) -> Result<(), String> {
+    /// The example as a method v2 manifest with two releases.
+    fn v2_json() -> serde_json::Value {
+        let release = |offset: f64| {
+            serde_json::json!({"offset": [offset, 0.0, 0.0, 0.0, 0.0], "error_scale": [1.0, 1.0, 1.0, 1.0, 1.0],
+                               "sigma_sys": [0.0, 0.03, 0.0, 0.0, 0.0], "measured": [true, true, true, true, true],
+                               "n_stars": 800, "source": "test"})
+        };
         let mut v = example_json();
+        v["method"] = "v2".into();
+        v["inference"] = serde_json::json!({"sigma_train": [50.0, 0.05, 0.02, 0.03, 0.04], "default_release": "dr19",
+                                            "releases": {"dr17": release(0.0), "dr19": release(10.0)}});
+        v
+    }
+
+    fn check_from(mut v: serde_json::Value, edit: impl FnOnce(&mut serde_json::Value)) -> Result<Manifest, String> {
         edit(&mut v);
         let m: Manifest = serde_json::from_value(v).map_err(|e| e.to_string())?;
-        m.validate()
+        m.validate().map(|_| m)
+    }
+
+    fn check(edit: impl FnOnce(&mut serde_json::Value)) -> Result<(), String> {
+        check_from(example_json(), edit).map(|_| ())
+    }
+
+    fn check_v2(edit: impl FnOnce(&mut serde_json::Value)) -> Result<(), String> {
+        check_from(v2_json(), edit).map(|_| ())
     }
 
     #[test]
     fn accepts_a_complete_manifest_and_refuses_bad_constants() {
         check(|_| {}).unwrap();
-        assert!(check(|v| v["format_version"] = 2.into()).unwrap_err().contains("unsupported format_version 2"));
+        assert!(check(|v| v["format_version"] = 1.into()).unwrap_err().contains("unsupported format_version 1"));
         assert!(check(|v| v["labels"][0]["std"] = 0.0.into()).unwrap_err().contains("'teff'"));
         assert!(check(|v| v["labels"][1]["name"] = "logg_seis".into()).unwrap_err().contains("labels must be"));
         assert!(check(|v| v["target"]["grid"]["num"] = 1.into()).unwrap_err().contains("grid"));
@@ -180,6 +306,47 @@ pub(crate) mod tests {
         // 10^12 grid points would be allocated (and 50 x 10^12 flow rows per star): refused, not an out-of-memory abort.
         assert!(check(|v| v["target"]["grid"]["num"] = 1_000_000_000_000u64.into()).unwrap_err().contains("draws x grid points"));
         assert!(check(|v| v.as_object_mut().unwrap().remove("density").map(|_| ()).unwrap()).unwrap_err().contains("density"));
+        assert!(check(|v| v.as_object_mut().unwrap().remove("method").map(|_| ()).unwrap()).unwrap_err().contains("missing field `method`"));
+        assert!(check(|v| v["method"] = "v3".into()).unwrap_err().contains("unknown variant `v3`"));
+    }
+
+    #[test]
+    fn v2_needs_its_inference_section_and_the_paper_method_none() {
+        let m = check_from(v2_json(), |_| {}).unwrap();
+        let inference = m.inference.as_ref().unwrap();
+        assert_eq!(inference.release("").unwrap().0, "dr19", "empty: the default release");
+        assert_eq!(inference.release("dr17").unwrap().1.offset[0], 0.0);
+        assert_eq!(inference.release("dr14").unwrap_err(), "unknown label release 'dr14' (this model knows dr17, dr19)");
+        assert!(check_v2(|v| v["method"] = "paper".into()).unwrap_err().contains("method 'paper' takes no 'inference'"));
+        assert!(check(|v| v["method"] = "v2".into()).unwrap_err().contains("method 'v2' needs an 'inference' section"));
+        let refused = [
+            (check_v2(|v| v["inference"]["sigma_train"][1] = 0.0.into()), "sigma_train must be 5 finite values > 0"),
+            (check_v2(|v| v["inference"]["sigma_train"] = serde_json::json!([1.0, 1.0])), "invalid length 2, expected an array of length 5"),
+            (check_v2(|v| v["inference"]["default_release"] = "dr16".into()), "default_release 'dr16' is not among the releases"),
+            (check_v2(|v| v["inference"]["releases"]["dr17"]["error_scale"][2] = 0.0.into()), "release 'dr17'"),
+            (check_v2(|v| v["inference"]["releases"]["dr19"]["sigma_sys"][0] = (-0.1).into()), "release 'dr19'"),
+            (check_v2(|v| v["inference"]["releases"] = serde_json::json!({})), "inference.releases is empty"),
+            (check_v2(|v| v["inference"]["releases"]["DR14"] = v["inference"]["releases"]["dr17"].clone()), "invalid release name 'DR14'"),
+            (check_v2(|v| v["inference"]["releases"]["dr17"].as_object_mut().unwrap().remove("measured").map(|_| ()).unwrap()), "missing field `measured`"),
+        ];
+        for (i, (result, message)) in refused.into_iter().enumerate() {
+            let err = result.unwrap_err();
+            assert!(err.contains(message), "case {i}: {err}");
+        }
+    }
+
+    /// v2 manifests of models/train carry the C-N plane (`cn`), the missing-label axes (`marginal`) and the training
+    /// stars' density percentiles: read by later engine versions, accepted and ignored by this one.
+    #[test]
+    fn accepts_the_sections_it_does_not_use_yet() {
+        let m = check_from(v2_json(), |v| {
+            let axis = serde_json::json!({"start": -0.7, "stop": 0.4, "num": 20});
+            v["cn"] = serde_json::json!({"c": axis, "n": axis, "target": axis, "threshold": 0.98, "threshold_quantile": 0.975});
+            v["marginal"] = serde_json::json!({"logg": {"start": 1.2, "stop": 3.4, "num": 24, "threshold": 2.1e4}});
+            v["density"]["training_percentiles"] = serde_json::json!([1.0, 2.0, 3.0]);
+        })
+        .unwrap();
+        assert_eq!(m, check_from(v2_json(), |_| {}).unwrap(), "the same model as without them");
     }
 
     #[test]

@@ -9,9 +9,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use ort::session::Session;
 use ort::value::TensorRef;
 
-use crate::manifest::{Manifest, Transform};
+use crate::draws::DrawPlan;
+use crate::manifest::{Manifest, Method, Transform};
 use crate::onnx::{Device, create_session};
-use crate::posterior::GridWeights;
+use crate::posterior::{GridWeights, Weighting};
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -63,6 +64,10 @@ impl Model {
             jacobian,
             scale: manifest.density.scale,
             threshold: manifest.density.threshold,
+            weighting: match manifest.method {
+                Method::Paper => Weighting::Conditional,
+                Method::V2 => Weighting::Joint,
+            },
         };
         let label_mean = std::array::from_fn(|i| manifest.labels[i].mean);
         let label_std = std::array::from_fn(|i| manifest.labels[i].std);
@@ -97,9 +102,32 @@ impl Model {
         self.evaluated.fetch_add(n as u64, Ordering::Relaxed);
     }
 
-    /// True if any label lies outside the training range (OUT_OF_RANGE).
+    /// True if any label lies outside the training range (OUT_OF_RANGE). Method v2 tests the labels moved onto the
+    /// training release (a draw plan's center).
     pub fn out_of_range(&self, labels: &[f64; 5]) -> bool {
         labels.iter().zip(&self.manifest.labels).any(|(v, d)| *v < d.train_min || *v > d.train_max)
+    }
+
+    /// How this model's method turns a usable star into label rows (reference.py `Model.draw_plan`): `draws`
+    /// Monte-Carlo draws where the method draws, and for method v2 the constants of the release `label_release`
+    /// (`starflow.label_release`; empty: the model's default). An unknown release is an error listing the model's
+    /// releases; the paper's method has none and ignores the setting.
+    pub fn draw_planner(
+        &self,
+        label_release: &str,
+        draws: usize,
+    ) -> Result<impl Fn(&[f64; 5], &[f64; 5]) -> DrawPlan + Sync + '_, String> {
+        let v2 = match &self.manifest.inference {
+            None => None,
+            Some(inference) => {
+                let (_, release) = inference.release(label_release).map_err(|e| format!("model '{}': {e}", self.name()))?;
+                Some((release, &inference.sigma_train))
+            }
+        };
+        Ok(move |labels: &[f64; 5], errors: &[f64; 5]| match v2 {
+            Some((release, sigma_train)) => DrawPlan::v2(labels, errors, release, sigma_train, draws),
+            None => DrawPlan::paper(labels, errors, draws),
+        })
     }
 
     /// Run `f` with this thread's session of the model, creating (and checking) it on first use.

@@ -1,9 +1,9 @@
-//! The per-star posterior of SCIENCE.md, from the flow densities p_dg to the summary numbers and quality bits.
+//! The per-star posterior (docs/METHOD.md), from the flow densities p_dg to the summary numbers and quality bits.
 //! Mirrors `models/train/reference.py` step for step (its docstring is the precise rule set); the fixtures hold both to
 //! the same numbers. Non-finite flow log-densities (float overflow far outside the training data) count as zero density
 //! (`inference.rs`).
 
-/// BITMASK bits (SCIENCE.md).
+/// BITMASK bits (docs/METHOD.md sec. 11).
 pub mod bits {
     pub const LOW_DENSITY: i64 = 1;
     pub const GRID_EDGE: i64 = 2;
@@ -26,10 +26,23 @@ pub mod bits {
 /// Probability mass on each side of the maximum for the 1-sigma interval.
 const HALF_SIGMA_MASS: f64 = 0.34;
 
-/// Where the 0.34 window runs past an end of the posterior, SCIENCE.md's bound is "the value where CDF = 0" (or 1): an
+/// Where the 0.34 window runs past an end of the posterior, the paper's bound is "the value where CDF = 0" (or 1): an
 /// interval, not a value. The bound is the posterior's edge instead, where its CDF reaches this numerically-zero mass;
 /// the first grid value would report e.g. e_n_mass = -mass for a star whose posterior is zero below 0.6 Msun.
 const TAIL_MASS: f64 = 1e-9;
+
+/// Phi(-1), the standard normal's 1-sigma tail: p16 and p84 are the posterior's quantiles at this and 1 - this.
+pub const PHI_M1: f64 = 0.15865525393145707;
+
+/// How the draws of a star are combined into its posterior (reference.py rule 6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Weighting {
+    /// The paper's: each draw's conditional p(t | x_d) normalized on its own, then averaged.
+    Conditional,
+    /// Method v2: the joint density p(t, x_d) summed over the draws and normalized once, so that a draw where the
+    /// training data hardly reach weighs little.
+    Joint,
+}
 
 /// What a model's grid contributes to every star: the grid, and per point the factor turning the flow's density into
 /// density per unit of the grid variable (1 for a linear target, the Jacobian 1/(M ln 10) for log10, 0 where the
@@ -40,25 +53,36 @@ pub struct GridWeights {
     pub jacobian: Vec<f64>,
     /// Grid step in standardized target units: turns a sum over the grid into an integral over the target.
     pub dstd: f64,
-    /// S of SCIENCE.md.
+    /// S of docs/METHOD.md sec. 8.
     pub scale: f64,
     pub threshold: f64,
+    pub weighting: Weighting,
 }
 
-/// One star's outputs. `value`, `e_p`, `e_n` and `posterior` are absent when no draw gave a usable density.
+/// One star's outputs. Everything but `training_density` and `bitmask` is absent when no draw gave a usable density.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Estimate {
+    /// The maximum of the posterior (the VAC's ML estimate) and its signed 1-sigma offsets.
     pub value: Option<f64>,
     pub e_p: Option<f64>,
     pub e_n: Option<f64>,
+    /// The posterior's median and its 16th/84th percentiles (Phi(-1), 1 - Phi(-1)).
+    pub median: Option<f64>,
+    pub p16: Option<f64>,
+    pub p84: Option<f64>,
     pub training_density: Option<f64>,
     pub bitmask: i64,
     pub posterior: Option<Vec<f64>>,
 }
 
 impl Estimate {
+    /// No estimate: only the density (if any) and the bits.
+    fn none(training_density: Option<f64>, bitmask: i64) -> Self {
+        Self { value: None, e_p: None, e_n: None, median: None, p16: None, p84: None, training_density, bitmask, posterior: None }
+    }
+
     pub fn bad_input() -> Self {
-        Self { value: None, e_p: None, e_n: None, training_density: None, bitmask: bits::BAD_INPUT, posterior: None }
+        Self::none(None, bits::BAD_INPUT)
     }
 }
 
@@ -66,18 +90,15 @@ impl Estimate {
 /// `keep_posterior` keeps the 250 values (only the posterior functions need them).
 pub fn summarize(w: &GridWeights, p: &[f64], keep_posterior: bool) -> Estimate {
     let g = w.grid.len();
-    let mut post = vec![0.0; g];
-    let (mut kept, mut finite, mut finite_sum) = (0usize, 0usize, 0.0f64);
-    for row in p.chunks_exact(g) {
-        let s: f64 = row.iter().sum();
-        if !s.is_finite() {
-            continue;
-        }
+    let sums = || p.chunks_exact(g).map(|row| (row, row.iter().sum::<f64>()));
+    let kept = |s: f64| s.is_finite() && s > 0.0;
+    let (mut finite, mut finite_sum, mut n_kept, mut largest) = (0usize, 0.0f64, 0usize, 0.0f64);
+    for (_, s) in sums().filter(|(_, s)| s.is_finite()) {
         finite += 1;
         finite_sum += s;
-        if s > 0.0 {
-            kept += 1;
-            post.iter_mut().zip(row).for_each(|(acc, v)| *acc += v / s);
+        if kept(s) {
+            n_kept += 1;
+            largest = largest.max(s);
         }
     }
     let training_density = (finite > 0).then(|| w.scale * (finite_sum / finite as f64) * w.dstd);
@@ -85,10 +106,21 @@ pub fn summarize(w: &GridWeights, p: &[f64], keep_posterior: bool) -> Estimate {
     if !training_density.is_some_and(|d| d >= w.threshold) {
         bitmask |= bits::LOW_DENSITY;
     }
-    if kept == 0 {
-        return Estimate { value: None, e_p: None, e_n: None, training_density, bitmask, posterior: None };
+    if n_kept == 0 {
+        return Estimate::none(training_density, bitmask);
     }
-    post.iter_mut().for_each(|v| *v /= kept as f64);
+    // Conditional: each draw divided by its own sum. Joint: every draw divided by the largest sum, which leaves the
+    // ratio sum_d p_dg / sum_d s_d as it is but keeps the sums of huge densities finite. With one draw both are p / s.
+    let (mut post, mut norm) = (vec![0.0; g], 0.0);
+    for (row, s) in sums().filter(|(_, s)| kept(*s)) {
+        let by = match w.weighting {
+            Weighting::Conditional => s,
+            Weighting::Joint => largest,
+        };
+        post.iter_mut().zip(row).for_each(|(acc, v)| *acc += v / by);
+        norm += s / by;
+    }
+    post.iter_mut().for_each(|v| *v /= norm);
 
     let i_max = argmax(&post);
     let value = w.grid[i_max];
@@ -111,10 +143,14 @@ pub fn summarize(w: &GridWeights, p: &[f64], keep_posterior: bool) -> Estimate {
     if is_multimodal(&post) {
         bitmask |= bits::MULTIMODAL;
     }
+    let quantile = |t: f64| Some(inverse_cdf(&cdf, &w.grid, t));
     Estimate {
         value: Some(value),
         e_p: Some(upper - value),
         e_n: Some(lower - value),
+        median: quantile(0.5),
+        p16: quantile(PHI_M1),
+        p84: quantile(1.0 - PHI_M1),
         training_density,
         bitmask,
         posterior: keep_posterior.then_some(post),
@@ -159,7 +195,11 @@ mod tests {
 
     fn weights(grid: Vec<f64>) -> GridWeights {
         let n = grid.len();
-        GridWeights { dstd: grid[1] - grid[0], grid, jacobian: vec![1.0; n], scale: 1.0, threshold: 0.5 }
+        GridWeights { dstd: grid[1] - grid[0], grid, jacobian: vec![1.0; n], scale: 1.0, threshold: 0.5, weighting: Weighting::Conditional }
+    }
+
+    fn joint(grid: Vec<f64>) -> GridWeights {
+        GridWeights { weighting: Weighting::Joint, ..weights(grid) }
     }
 
     #[test]
@@ -172,6 +212,10 @@ mod tests {
         // The CDF is a Riemann sum (step 0.01) starting at the first point: allow half a step.
         assert!((e.e_p.unwrap() - 0.994458).abs() < 0.006, "{:?}", e.e_p);
         assert!((e.e_n.unwrap() + 0.994458).abs() < 0.006, "{:?}", e.e_n);
+        // Median and 16th/84th percentiles of N(7, 1): 7 and 7 -/+ 1, within the same half step.
+        for (got, expected) in [(e.median, 7.0), (e.p16, 6.0), (e.p84, 8.0)] {
+            assert!((got.unwrap() - expected).abs() < 0.006, "{got:?} vs {expected}");
+        }
         // Density = integral of p over the grid (dstd = step here) = 1 (the tails beyond 0 and 14 are ~1e-12).
         assert!((e.training_density.unwrap() - 1.0).abs() < 1e-9);
         assert_eq!(e.bitmask, 0);
@@ -192,10 +236,36 @@ mod tests {
     }
 
     #[test]
+    fn joint_weighting_sums_the_draws_densities_and_normalizes_once() {
+        // The draws of the test above: the ten times denser draw now weighs ten times more; the zero draw and the
+        // non-finite one are dropped from the posterior as before, and the density is the same.
+        let p = [0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 10.0, 0.0, 0.0, 0.0, 0.0, f64::NAN, 1.0, 1.0, 1.0];
+        let e = summarize(&joint(vec![0.0, 1.0, 2.0, 3.0]), &p, true);
+        assert_eq!(e.posterior.as_deref(), Some(&[0.0, 1.0 / 11.0, 0.0, 10.0 / 11.0][..]));
+        assert_eq!((e.value, e.training_density, e.bitmask), (Some(3.0), Some(11.0 / 3.0), bits::GRID_EDGE));
+        // With one draw the two weightings are the same posterior, bit for bit.
+        let one = [0.0, 0.0, 0.0, 0.0, 10.0, 8.0, 6.0, 4.0, 3.0, 2.0, 1.0];
+        let grid: Vec<f64> = (0..=10).map(f64::from).collect();
+        assert_eq!(summarize(&joint(grid.clone()), &one, true), summarize(&weights(grid), &one, true));
+    }
+
+    /// Percentiles by the inverse CDF of the bounds, as models/train/reference.py `percentiles` gives them.
+    #[test]
+    fn median_and_percentiles_interpolate_the_cdf() {
+        let w = weights((0..=10).map(f64::from).collect());
+        // The same numbers up to rounding: the engine normalizes the posterior before it sums the CDF.
+        let close = |a: Option<f64>, b: f64| (a.unwrap() - b).abs() < 1e-12;
+        let e = summarize(&w, &[1.0; 11], false);
+        assert!(close(e.median, 4.5) && close(e.p16, 0.7452077932460278) && close(e.p84, 8.254792206753972), "{e:?}");
+        let e = summarize(&w, &[0.0, 0.0, 0.0, 0.0, 10.0, 8.0, 6.0, 4.0, 3.0, 2.0, 1.0], false);
+        assert!(close(e.median, 4.875) && close(e.p16, 3.539427863366954) && close(e.p84, 7.201907122110153), "{e:?}");
+    }
+
+    #[test]
     fn no_usable_draw_means_no_estimate_and_low_density() {
         let w = weights(vec![0.0, 1.0, 2.0]);
         let e = summarize(&w, &[0.0; 6], true);
-        assert_eq!((e.value, e.posterior.clone(), e.training_density), (None, None, Some(0.0)));
+        assert_eq!((e.value, e.posterior.clone(), e.training_density, e.median), (None, None, Some(0.0), None));
         assert_eq!(e.bitmask, bits::LOW_DENSITY);
         let e = summarize(&w, &[f64::INFINITY, 0.0, 0.0], true);
         assert_eq!((e.value, e.training_density), (None, None));

@@ -6,9 +6,10 @@
 //!   summing to 1 whose maximum is the value, and exactly the flags its numbers call for; or, when no draw has a usable
 //!   density (far from the training data), null numbers flagged LOW_DENSITY.
 //!
-//! Run on the closed-form model (tests/data/gaussian, linear age grid) and the bundled mass model (a trained flow on
-//! a log10 grid), with few draws to keep the cases cheap. `summarize` is also run directly on random flow densities.
-//! Cases and seed: tests/common/properties.rs.
+//! Run on the closed-form models (tests/data/gaussian, the paper's method, and tests/data/gaussian_v2, method v2 under
+//! any of its releases; linear age grid) and the bundled mass models of both methods (trained flows on a log10 grid),
+//! with few draws to keep the cases cheap. `summarize` is also run directly on random flow densities, with either
+//! weighting. Cases and seed: tests/common/properties.rs.
 
 #[path = "../../tests/common/properties.rs"]
 mod properties;
@@ -20,7 +21,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{TestCaseError, TestRunner};
 use starflow_udfs::inference::{Options, StarInput, estimate_batch};
 use starflow_udfs::model::Model;
-use starflow_udfs::posterior::{Estimate, GridWeights, bits, summarize};
+use starflow_udfs::posterior::{Estimate, GridWeights, Weighting, bits, summarize};
 use starflow_udfs::registry::InferencePool;
 use starflow_udfs::{Device, ModelRegistry};
 
@@ -30,7 +31,9 @@ fn load(dir: &str, name: &str) -> Arc<Model> {
 }
 
 static GAUSSIAN: LazyLock<Arc<Model>> = LazyLock::new(|| load("../tests/data", "age"));
+static GAUSSIAN_V2: LazyLock<Arc<Model>> = LazyLock::new(|| load("../tests/data", "age_v2"));
 static MASS: LazyLock<Arc<Model>> = LazyLock::new(|| load("../models", "mass"));
+static MASS_PAPER: LazyLock<Arc<Model>> = LazyLock::new(|| load("../models", "mass_paper"));
 static POOL: LazyLock<InferencePool> = LazyLock::new(|| InferencePool::new(2));
 
 fn run<S: Strategy>(cases: u32, strategy: S, test: impl Fn(S::Value) -> Result<(), TestCaseError>) {
@@ -73,8 +76,12 @@ fn to5(v: Vec<f64>) -> [f64; 5] {
     v.try_into().expect("five values")
 }
 
-fn options() -> impl Strategy<Value = Options> {
-    (1..12usize, any::<u64>(), 1..40_000usize).prop_map(|(draws, seed, chunk_rows)| Options { draws, seed, chunk_rows })
+/// Options with any draws, seed and chunking, and any of the model's releases (or its default).
+fn options(model: &Model) -> impl Strategy<Value = Options> + use<> {
+    let mut releases = vec![String::new()];
+    releases.extend(model.manifest.inference.iter().flat_map(|i| i.releases.keys().cloned()));
+    (1..12usize, any::<u64>(), 1..40_000usize, prop::sample::select(releases))
+        .prop_map(|(draws, seed, chunk_rows, label_release)| Options { draws, seed, chunk_rows, label_release })
 }
 
 fn usable(star: &StarInput) -> Option<[f64; 5]> {
@@ -95,6 +102,7 @@ fn check_numbers(w: &GridWeights, e: &Estimate, keep_posterior: bool) -> Result<
     prop_assert_eq!(e.bitmask & bits::LOW_DENSITY != 0, low, "LOW_DENSITY iff the density is below the threshold");
     let Some(value) = e.value else {
         prop_assert!(e.e_p.is_none() && e.e_n.is_none() && e.posterior.is_none(), "{:?}", e);
+        prop_assert!(e.median.is_none() && e.p16.is_none() && e.p84.is_none(), "{:?}", e);
         prop_assert!(low, "no estimate without LOW_DENSITY");
         return Ok(());
     };
@@ -105,6 +113,8 @@ fn check_numbers(w: &GridWeights, e: &Estimate, keep_posterior: bool) -> Result<
     prop_assert!(ep >= 0.0 && en <= 0.0, "e_p {} >= 0 >= e_n {}", ep, en);
     let slack = 1e-9 * (grid[last] - grid[0]);
     prop_assert!(value + en >= grid[0] - slack && value + ep <= grid[last] + slack, "bounds inside the grid");
+    let (p16, median, p84) = (e.p16.unwrap_or(f64::NAN), e.median.unwrap_or(f64::NAN), e.p84.unwrap_or(f64::NAN));
+    prop_assert!(grid[0] <= p16 && p16 <= median && median <= p84 && p84 <= grid[last] + slack, "{} <= {} <= {} in the grid", p16, median, p84);
     prop_assert_eq!(e.bitmask & bits::GRID_EDGE != 0, i == 0 || i == last);
     match (&e.posterior, keep_posterior) {
         (Some(p), true) => {
@@ -119,26 +129,34 @@ fn check_numbers(w: &GridWeights, e: &Estimate, keep_posterior: bool) -> Result<
     Ok(())
 }
 
-fn check_star(model: &Model, star: &StarInput, e: &Estimate, keep_posterior: bool) -> Result<(), TestCaseError> {
+fn check_star(model: &Model, opts: &Options, star: &StarInput, e: &Estimate, keep_posterior: bool) -> Result<(), TestCaseError> {
     let Some(x) = usable(star) else {
         prop_assert_eq!(e, &Estimate::bad_input());
         return Ok(());
     };
-    let outside = x.iter().zip(&model.manifest.labels).any(|(v, d)| *v < d.train_min || *v > d.train_max);
+    // Method v2 moves the labels by the release's offsets first; the paper's method takes them as they are.
+    let offset = match &model.manifest.inference {
+        Some(inference) => inference.release(&opts.label_release).map(|(_, r)| r.offset).unwrap_or_default(),
+        None => [0.0; 5],
+    };
+    let outside = (0..5).any(|i| {
+        let (v, d) = (x[i] - offset[i], &model.manifest.labels[i]);
+        v < d.train_min || v > d.train_max
+    });
     prop_assert_eq!(e.bitmask & bits::OUT_OF_RANGE != 0, outside, "OUT_OF_RANGE iff a label is outside training");
     check_numbers(&model.weights, e, keep_posterior)
 }
 
 /// Every star of a random batch gets its outcome, in order, and the same one in the reversed batch.
 fn batches_hold_the_properties(model: &'static Model, cases: u32, max_stars: usize) {
-    let strategy = (prop::collection::vec(star(model), 0..max_stars), options(), any::<bool>());
+    let strategy = (prop::collection::vec(star(model), 0..max_stars), options(model), any::<bool>());
     run(cases, strategy, |(stars, opts, keep_posterior)| {
         let estimates = estimate_batch(model, &stars, &opts, keep_posterior, &POOL);
         prop_assert!(estimates.is_ok(), "{:?}", estimates);
         let estimates = estimates.unwrap_or_default();
         prop_assert_eq!(estimates.len(), stars.len());
         for (star, e) in stars.iter().zip(&estimates) {
-            check_star(model, star, e, keep_posterior)?;
+            check_star(model, &opts, star, e, keep_posterior)?;
         }
         let reversed: Vec<StarInput> = stars.iter().rev().cloned().collect();
         let mut again = estimate_batch(model, &reversed, &opts, keep_posterior, &POOL).unwrap_or_default();
@@ -154,8 +172,18 @@ fn closed_form_model_batches_hold_the_properties() {
 }
 
 #[test]
+fn closed_form_v2_model_batches_hold_the_properties() {
+    batches_hold_the_properties(&GAUSSIAN_V2, 256, 24);
+}
+
+#[test]
 fn bundled_mass_model_batches_hold_the_properties() {
     batches_hold_the_properties(&MASS, 128, 12);
+}
+
+#[test]
+fn bundled_paper_mass_model_batches_hold_the_properties() {
+    batches_hold_the_properties(&MASS_PAPER, 128, 12);
 }
 
 /// One flow density per (draw, grid point): mostly ordinary, sometimes zero, subnormal, huge, infinite or NaN.
@@ -169,9 +197,10 @@ fn density() -> impl Strategy<Value = f64> {
 #[test]
 fn summarize_holds_the_properties_on_any_flow_densities() {
     // Any grid (it may start below zero), any number of draws, any densities.
-    let weights = (-10.0..10.0f64, 1e-3..10.0f64, 2..40usize, 0.0..5.0f64).prop_map(|(start, step, n, threshold)| {
+    let weighting = prop::sample::select(vec![Weighting::Conditional, Weighting::Joint]);
+    let weights = (-10.0..10.0f64, 1e-3..10.0f64, 2..40usize, 0.0..5.0f64, weighting).prop_map(|(start, step, n, threshold, weighting)| {
         let grid: Vec<f64> = (0..n).map(|i| start + i as f64 * step).collect();
-        GridWeights { jacobian: vec![1.0; n], dstd: step, grid, scale: 1.0, threshold }
+        GridWeights { jacobian: vec![1.0; n], dstd: step, grid, scale: 1.0, threshold, weighting }
     });
     let case = (weights, 1..6usize, any::<bool>()).prop_flat_map(|(w, draws, keep)| {
         let n = w.grid.len() * draws;

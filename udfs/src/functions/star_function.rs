@@ -20,9 +20,11 @@ use crate::registry::ModelRegistry;
 /// What a function returns per star.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum StarOutput {
-    /// Struct {value, e_p_value, e_n_value, training_density, bitmask}, the value field named e.g. `age`.
+    /// Struct {value, e_p_value, e_n_value, value_median, value_p16, value_p84, training_density, bitmask}, the value
+    /// field named e.g. `age`.
     Summary(&'static str),
-    /// Struct {value, e_p, e_n, training_density, bitmask, posterior}: everything of one evaluation, for any model.
+    /// Struct {value, e_p, e_n, median, p16, p84, training_density, bitmask, posterior}: everything of one evaluation,
+    /// for any model.
     Estimate,
     /// The posterior on the model's grid, a list of Float64.
     Posterior,
@@ -55,15 +57,12 @@ impl Hash for StarFunction {
     }
 }
 
-/// The summary struct's fields, the value's named `value` (e_p_value, e_n_value), plus the posterior if asked for.
-fn summary_fields(value: &str, e_p: &str, e_n: &str, posterior: bool) -> Fields {
-    let mut fields = vec![
-        Field::new(value, DataType::Float64, true),
-        Field::new(e_p, DataType::Float64, true),
-        Field::new(e_n, DataType::Float64, true),
-        Field::new("training_density", DataType::Float64, true),
-        Field::new("bitmask", DataType::Int64, false),
-    ];
+/// The summary struct's fields: the six numbers (value, e_p, e_n, median, p16, p84 under the given names), the
+/// density, the bitmask, and the posterior if asked for.
+fn summary_fields(numbers: [String; 6], posterior: bool) -> Fields {
+    let mut fields: Vec<Field> = numbers.iter().map(|name| Field::new(name, DataType::Float64, true)).collect();
+    fields.push(Field::new("training_density", DataType::Float64, true));
+    fields.push(Field::new("bitmask", DataType::Int64, false));
     if posterior {
         fields.push(Field::new("posterior", list_of_f64(), true));
     }
@@ -73,8 +72,11 @@ fn summary_fields(value: &str, e_p: &str, e_n: &str, posterior: bool) -> Fields 
 impl StarOutput {
     fn fields(self) -> Option<Fields> {
         match self {
-            Self::Summary(v) => Some(summary_fields(v, &format!("e_p_{v}"), &format!("e_n_{v}"), false)),
-            Self::Estimate => Some(summary_fields("value", "e_p", "e_n", true)),
+            Self::Summary(v) => {
+                let names = [v.to_string(), format!("e_p_{v}"), format!("e_n_{v}"), format!("{v}_median"), format!("{v}_p16"), format!("{v}_p84")];
+                Some(summary_fields(names, false))
+            }
+            Self::Estimate => Some(summary_fields(["value", "e_p", "e_n", "median", "p16", "p84"].map(String::from), true)),
             Self::Posterior | Self::Density | Self::Flags => None,
         }
     }
@@ -169,8 +171,16 @@ impl StarFunction {
         };
         match self.output {
             StarOutput::Summary(_) | StarOutput::Estimate => {
-                let mut columns =
-                    vec![column(|e| e.value), column(|e| e.e_p), column(|e| e.e_n), column(|e| e.training_density), bitmask()];
+                let mut columns = vec![
+                    column(|e| e.value),
+                    column(|e| e.e_p),
+                    column(|e| e.e_n),
+                    column(|e| e.median),
+                    column(|e| e.p16),
+                    column(|e| e.p84),
+                    column(|e| e.training_density),
+                    bitmask(),
+                ];
                 if self.output == StarOutput::Estimate {
                     columns.push(posterior());
                 }

@@ -5,20 +5,25 @@ use super::{StarOutput, star_udf};
 star_udf! {
 #[user_doc(
     doc_section(label = "StarFlow Functions"),
-    description = "Stellar age from the StarFlow age model: the maximum of the age posterior on a 250-point grid \
-from 0 to 14 Gyr, its 1-sigma offsets, the flow's training-space density of the star's labels and the quality \
-BITMASK (1 LOW_DENSITY, 2 GRID_EDGE, 4 BAD_INPUT, 8 OUT_OF_RANGE, 16 MULTIMODAL). e_p_age >= 0 and e_n_age <= 0 are \
-signed offsets from age. A row with a null, NaN or infinite label or error, or an error <= 0, returns null numbers with \
-bitmask 4. Draws per star: SET starflow.draws (default: the model's, 50); seed: SET starflow.seed.",
+    description = "Stellar age from the StarFlow age model (model 'age', method v2): the maximum of the age posterior on \
+a 250-point grid from 0 to 14 Gyr (the VAC's ML estimate), its 1-sigma offsets, the posterior's median and 16th/84th \
+percentiles, the flow's training-space density of the star's labels and the quality BITMASK (1 LOW_DENSITY, \
+2 GRID_EDGE, 4 BAD_INPUT, 8 OUT_OF_RANGE, 16 MULTIMODAL). e_p_age >= 0 and e_n_age <= 0 are signed offsets from age; \
+the median is the least biased point estimate (docs/METHOD.md). A row with a null, NaN or infinite label or error, or \
+an error <= 0, returns null numbers with bitmask 4. The labels' data release: SET starflow.label_release (default: the \
+model's, dr19; the input views set it); a star is drawn (SET starflow.draws, default 50) only where its errors exceed the \
+training labels' noise, else its labels are evaluated once; seed: SET starflow.seed. The paper's method: \
+starflow_estimate('age_paper', ...).",
     syntax_example = "starflow_age(teff, e_teff, logg, e_logg, fe_h, e_fe_h, c_fe, e_c_fe, n_fe, e_n_fe)",
     sql_example = r#"```sql
-> SELECT a['age'], a['e_p_age'], a['e_n_age'], a['bitmask']
+> SELECT a['age'], a['e_p_age'], a['e_n_age'], a['age_median'], a['age_p16'], a['age_p84'], a['bitmask']
   FROM (SELECT starflow_age(teff, e_teff, logg, e_logg, fe_h, e_fe_h,
                             c_h - fe_h, sqrt(e_c_h*e_c_h + e_fe_h*e_fe_h),
                             n_h - fe_h, sqrt(e_n_h*e_n_h + e_fe_h*e_fe_h)) AS a
         FROM 'examples/data/astraAllStarASPCAP_apokasc3.parquet' WHERE NOT flag_bad);
 ```
-Returns Struct {age: Float64 [Gyr], e_p_age, e_n_age, training_density: Float64, bitmask: Int64}."#,
+Returns Struct {age: Float64 [Gyr], e_p_age, e_n_age, age_median, age_p16, age_p84, training_density: Float64,
+bitmask: Int64}."#,
     argument(
         name = "teff, e_teff, logg, e_logg, fe_h, e_fe_h, c_fe, e_c_fe, n_fe, e_n_fe",
         description = "Teff [K], log g [dex], [Fe/H], [C/Fe], [N/Fe] [dex], each followed by its 1-sigma error; any numeric type."

@@ -5,8 +5,9 @@ use super::{StarOutput, star_udf};
 star_udf! {
 #[user_doc(
     doc_section(label = "StarFlow Functions"),
-    description = "The full age posterior of a star: 250 probabilities (summing to 1) on the grid given by \
-starflow_grid('age') (0 to 14 Gyr). Null when the star has no estimate (see the bitmask of starflow_age).",
+    description = "The full age posterior of a star under model 'age' (method v2, with starflow_age's settings): 250 \
+probabilities (summing to 1) on the grid given by starflow_grid('age') (0 to 14 Gyr); the paper's method: \
+starflow_estimate('age_paper', ...)['posterior']. Null when the star has no estimate (see the bitmask of starflow_age).",
     syntax_example = "starflow_age_posterior(teff, e_teff, logg, e_logg, fe_h, e_fe_h, c_fe, e_c_fe, n_fe, e_n_fe)",
     sql_example = r#"```sql
 > SELECT sdss4_apogee_id, starflow_age_posterior(teff, e_teff, logg, e_logg, fe_h, e_fe_h,

@@ -6,14 +6,14 @@ star_udf! {
 #[user_doc(
     doc_section(label = "StarFlow Functions"),
     description = "The quality BITMASK of a star under a model: 1 LOW_DENSITY, 2 GRID_EDGE, 4 BAD_INPUT, \
-8 OUT_OF_RANGE, 16 MULTIMODAL (32 CN_ATYPICAL is reserved). Never null. Decode with starflow_flag_names.",
+8 OUT_OF_RANGE (method v2: after the label release's offsets), 16 MULTIMODAL (32 CN_ATYPICAL is reserved). Never null. Decode with starflow_flag_names.",
     syntax_example = "starflow_flags(model, teff, e_teff, logg, e_logg, fe_h, e_fe_h, c_fe, e_c_fe, n_fe, e_n_fe)",
     sql_example = r#"```sql
 > SELECT starflow_flag_names(starflow_flags('age', teff, e_teff, logg, e_logg, fe_h, e_fe_h,
                                             c_fe, e_c_fe, n_fe, e_n_fe)) FROM stars;
 ```
 Returns Int64."#,
-    argument(name = "model", description = "Model name, a string literal: 'age' or 'mass' (see `starflow models`)."),
+    argument(name = "model", description = "Model name, a string literal: 'age', 'mass', 'age_paper' or 'mass_paper' (see `starflow models`)."),
     argument(
         name = "teff, e_teff, logg, e_logg, fe_h, e_fe_h, c_fe, e_c_fe, n_fe, e_n_fe",
         description = "Teff [K], log g [dex], [Fe/H], [C/Fe], [N/Fe] [dex], each followed by its 1-sigma error; any numeric type."

@@ -25,7 +25,7 @@ element i of starflow_grid('age').",
 | 0.0   | 14.0 |
 +-------+------+
 ```"#,
-    argument(name = "model", description = "Model name: 'age' or 'mass' (see `starflow models`)."),
+    argument(name = "model", description = "Model name: 'age', 'mass', 'age_paper' or 'mass_paper' (see `starflow models`)."),
     related_udf(name = "starflow_age_posterior"),
     related_udf(name = "starflow_mass_posterior")
 )]

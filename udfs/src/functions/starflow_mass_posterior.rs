@@ -5,8 +5,9 @@ use super::{StarOutput, star_udf};
 star_udf! {
 #[user_doc(
     doc_section(label = "StarFlow Functions"),
-    description = "The full mass posterior of a star: 250 probabilities (summing to 1) on the linear grid given by \
-starflow_grid('mass') (0 to 3 Msun; the point M = 0 has probability 0). Null when the star has no estimate.",
+    description = "The full mass posterior of a star under model 'mass' (method v2, with starflow_age's settings): 250 \
+probabilities (summing to 1) on the linear grid given by starflow_grid('mass') (0 to 3 Msun; the point M = 0 has \
+probability 0). Null when the star has no estimate. The paper's method: starflow_estimate('mass_paper', ...)['posterior'].",
     syntax_example = "starflow_mass_posterior(teff, e_teff, logg, e_logg, fe_h, e_fe_h, c_fe, e_c_fe, n_fe, e_n_fe)",
     sql_example = r#"```sql
 > SELECT starflow_mass_posterior(teff, e_teff, logg, e_logg, fe_h, e_fe_h, c_fe, e_c_fe, n_fe, e_n_fe) FROM stars;
