@@ -82,12 +82,20 @@ fn mismatch(first: (&ObjectMeta, &Schema), other: (&ObjectMeta, &Schema), ordere
     (ordered && a != b).then(|| format!("{fb} has the columns of {fa} in another order"))
 }
 
+fn is_fits_error(e: &DataFusionError) -> bool {
+    let root = e.find_root();
+    std::iter::successors(Some(root as &(dyn std::error::Error + 'static)), |e| e.source())
+        .any(|e| e.is::<starflow_fits::FitsError>())
+}
+
 /// What reading `object`'s metadata gave, with a reader's error or panic (a damaged file) as a data error naming it.
 async fn of_file<T>(object: &ObjectMeta, read: impl Future<Output = Result<T>>) -> Result<T> {
     match catch_panic(read).await {
         Ok(Ok(value)) => Ok(value),
         // A store's errors name the object already, and say what went wrong with the request.
         Ok(Err(e)) if matches!(e.find_root(), DataFusionError::ObjectStore(_)) => Err(e),
+        // So do the FITS reader's (with the file as typed: a local path absolute).
+        Ok(Err(e)) if is_fits_error(&e) => Err(e),
         Ok(Err(e)) => Err(data_error(format!("{}: {}", object.location, e.strip_backtrace()))),
         Err(panic) => Err(data_error(format!("{}: unreadable ({panic})", object.location))),
     }

@@ -285,4 +285,20 @@ fn results_written_as_fits_read_back_the_same() {
         assert!(!run.status.success() && stderr.contains(message), "{column}: {stderr}");
         assert!(!refused.exists(), "{column}: no file");
     }
+    // Written through the staging path: nothing hidden is left beside the outputs.
+    let left: Vec<_> = std::fs::read_dir(out.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(left.iter().all(|n| !n.to_string_lossy().starts_with(".starflow-")), "{left:?}");
+
+    // The output-target rules hold for FITS too: a symlink is written through (the link stays, its target replaced).
+    #[cfg(unix)]
+    {
+        let target = out.path().join("real.fits");
+        std::fs::write(&target, b"old").unwrap();
+        let link = out.path().join("link.fits");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let run = starflow().args(["-q", "-o", &link.display().to_string(), "sql", &sql]).output().unwrap();
+        assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+        assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "the link stays");
+        assert_same_table(bundled(), &table(&target.display().to_string()), "FITS written through a symlink");
+    }
 }

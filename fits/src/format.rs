@@ -113,9 +113,10 @@ impl FitsFormat {
     }
 }
 
-/// A file's name for messages when only its store is known: local paths absolute, others as their object key.
+/// A file's name for messages when only its store is known: local paths absolute, others as their object key. The
+/// local store may be wrapped (starflow's `Visible(LocalFileSystem(..))`), whose name shows the one inside.
 fn object_name(store: &Arc<dyn ObjectStore>, object: &ObjectMeta) -> String {
-    if store.to_string().starts_with("LocalFileSystem") {
+    if store.to_string().contains("LocalFileSystem(") {
         format!("/{}", object.location)
     } else {
         object.location.to_string()
