@@ -66,7 +66,8 @@ impl CatalogMethod {
 const KEYS: usize = 3;
 
 /// (column, unit, description) of the summary file, in order: keys, the VAC's columns, then our extras (the
-/// posteriors' median and 16th/84th percentiles, the C-N levels). The query's columns must match these.
+/// posteriors' median and 16th/84th percentiles, the C-N levels). The query's columns must match these. Units
+/// in the IVOA VOUnit / FITS spelling ("solMass"), which astropy and TOPCAT parse alike.
 const SUMMARY_COLUMNS: [(&str, &str, &str); 21] = [
     ("sdss_id", "", "Unique SDSS-V ID (null for DR17 input)"),
     ("sdss4_apogee_id", "", "SDSS-4 DR17 APOGEE ID (2MASS-style)"),
@@ -74,9 +75,9 @@ const SUMMARY_COLUMNS: [(&str, &str, &str); 21] = [
     ("age", "Gyr", "Maximum-likelihood age: the maximum of the age posterior on its 0-14 Gyr grid"),
     ("e_p_age", "Gyr", "Upper 1-sigma offset of the age (>= 0): the upper bound is age + e_p_age"),
     ("e_n_age", "Gyr", "Lower 1-sigma offset of the age (<= 0, signed): the lower bound is age + e_n_age"),
-    ("mass", "Msun", "Maximum-likelihood mass: the maximum of the mass posterior on its 0-3 Msun grid"),
-    ("e_p_mass", "Msun", "Upper 1-sigma offset of the mass (>= 0)"),
-    ("e_n_mass", "Msun", "Lower 1-sigma offset of the mass (<= 0, signed)"),
+    ("mass", "solMass", "Maximum-likelihood mass: the maximum of the mass posterior on its 0-3 Msun grid"),
+    ("e_p_mass", "solMass", "Upper 1-sigma offset of the mass (>= 0)"),
+    ("e_n_mass", "solMass", "Lower 1-sigma offset of the mass (<= 0, signed)"),
     (
         "training_density",
         "",
@@ -99,9 +100,9 @@ const SUMMARY_COLUMNS: [(&str, &str, &str); 21] = [
     ),
     ("age_p16", "Gyr", "16th percentile of the age posterior (the CDF at Phi(-1) = 0.1587; not in the VAC)"),
     ("age_p84", "Gyr", "84th percentile of the age posterior (the CDF at 1 - Phi(-1) = 0.8413; not in the VAC)"),
-    ("mass_median", "Msun", "Median of the mass posterior (not in the VAC)"),
-    ("mass_p16", "Msun", "16th percentile of the mass posterior (the CDF at Phi(-1) = 0.1587; not in the VAC)"),
-    ("mass_p84", "Msun", "84th percentile of the mass posterior (the CDF at 1 - Phi(-1) = 0.8413; not in the VAC)"),
+    ("mass_median", "solMass", "Median of the mass posterior (not in the VAC)"),
+    ("mass_p16", "solMass", "16th percentile of the mass posterior (the CDF at Phi(-1) = 0.1587; not in the VAC)"),
+    ("mass_p84", "solMass", "84th percentile of the mass posterior (the CDF at 1 - Phi(-1) = 0.8413; not in the VAC)"),
     (
         "age_cn_level",
         "",

@@ -20,7 +20,7 @@ use crate::tables::{InputFormat, parse_table_arg};
 #[command(
     name = "starflow",
     version,
-    about = "SQL over stellar catalogues (Parquet/CSV, local or object storage) with StarFlow ages and masses as columns",
+    about = "SQL over stellar catalogues (Parquet/CSV/FITS, local or object storage) with StarFlow ages and masses as columns",
     after_help = "Exit codes: 0 ok, 1 runtime error, 2 usage error (also an option beyond its bound, an output name \
                   that cannot be written), 3 SQL error (syntax, unknown table/column, invalid setting, a statement \
                   nested too deep), 4 data error (missing, unreadable, corrupt or inconsistent input, access denied, \
@@ -63,7 +63,8 @@ pub enum Command {
     /// bit 32, above the model's threshold). Each file's metadata records the models (with their C-N thresholds), the
     /// method, the label release and whether the C-N planes were evaluated.
     Catalog {
-        /// The survey file (Parquet file, directory or glob; local or s3://, gs://, az://, http(s)://).
+        /// The survey file (Parquet or FITS file, .fits.gz too, directory or glob; local or s3://, gs://, az://,
+        /// http(s)://). A FITS file is read from its first binary table with rows (DR19: HDU 2, the APOGEE results).
         input: String,
         /// Where the three files go: a local directory (created if needed) or an object-store prefix (s3://BUCKET/KEY,
         /// the key as typed). They are staged there in a hidden area and replace the previous three together, under
@@ -90,8 +91,9 @@ pub enum Command {
 
 #[derive(Args, Debug, Clone)]
 pub struct GlobalArgs {
-    /// Register a table: NAME=URL, where URL is a Parquet or CSV file, a directory or a glob, local or s3://, gs://,
-    /// az://, http(s)://. Repeatable.
+    /// Register a table: NAME=URL, where URL is a Parquet, CSV or FITS (.fits, .fits.gz) file, a directory or a glob,
+    /// local or s3://, gs://, az://, http(s)://. Repeatable. For another FITS HDU than the first binary table with
+    /// rows: CREATE EXTERNAL TABLE t STORED AS FITS LOCATION 'URL' OPTIONS ('hdu' '2') (an index or an EXTNAME).
     #[arg(long = "table", value_name = "NAME=URL", value_parser = parse_table_arg, global = true)]
     pub tables: Vec<(String, String)>,
     /// Format of --table and catalogue inputs (default: from the file extension; directories are read as Parquet;

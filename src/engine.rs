@@ -129,6 +129,8 @@ impl Engine {
             .with_default_features()
             .with_physical_optimizer_rules(crate::plan_rules::physical_rules())
             .build();
+        starflow_fits::register(&mut state)?;
+        // After the FITS formats: formats.rs wraps them with the Parquet and CSV ones (the same checks of every file).
         crate::formats::register(&mut state)?;
         let ctx = SessionContext::new_with_state(state).enable_url_table();
         let models = Arc::new(load_models(options)?);

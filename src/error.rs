@@ -209,6 +209,9 @@ fn classify(e: &DataFusionError) -> (ErrorClass, String) {
     if let Some(DataError(m)) = chain().find_map(|e| e.downcast_ref::<DataError>()) {
         return (ErrorClass::Data, m.clone());
     }
+    if let Some(fits) = chain().find_map(|e| e.downcast_ref::<starflow_fits::FitsError>()) {
+        return (ErrorClass::Data, fits.to_string());
+    }
     for err in chain() {
         if let Some(os) = err.downcast_ref::<object_store::Error>() {
             return (ErrorClass::Data, describe_store_error(os));
@@ -227,7 +230,9 @@ fn classify(e: &DataFusionError) -> (ErrorClass, String) {
 pub fn naming_files(e: DataFusionError, files: &[String]) -> DataFusionError {
     let root = e.find_root();
     let chain = || std::iter::successors(Some(root as &(dyn std::error::Error + 'static)), |e| e.source());
-    let named = chain().any(|e| e.is::<DataError>() || e.is::<CliError>() || e.is::<object_store::Error>());
+    let named = chain().any(|e| {
+        e.is::<DataError>() || e.is::<CliError>() || e.is::<object_store::Error>() || e.is::<starflow_fits::FitsError>()
+    });
     let place = match files {
         [] => return e,
         [file] => file.clone(),

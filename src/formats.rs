@@ -1,5 +1,5 @@
 //! Input formats that check every file of a table before any row is read, wrapped around DataFusion's Parquet and
-//! CSV formats (for URL tables, `--table`, `CREATE EXTERNAL TABLE` and the catalogue alike):
+//! CSV formats and starflow-fits' FITS format (for URL tables, `--table`, `CREATE EXTERNAL TABLE` and the catalogue alike):
 //!
 //! - every file must have the same columns: DataFusion would merge the schemas and give a file's missing column as
 //!   nulls (Parquet), or read its fields by position under the wrong names (CSV);
@@ -25,9 +25,10 @@ use object_store::{ObjectMeta, ObjectStore};
 
 use crate::error::{catch_panic, data_error};
 
-/// Wrap the session's Parquet and CSV formats (the ones URL tables and `CREATE EXTERNAL TABLE` find by extension).
+/// Wrap the session's Parquet, CSV and FITS formats (the ones URL tables and `CREATE EXTERNAL TABLE` find by
+/// extension); the FITS ones must be registered first.
 pub fn register(state: &mut SessionState) -> Result<()> {
-    for ext in ["parquet", "csv"] {
+    for ext in ["parquet", "csv", "fits", "fit", "fts"] {
         if let Some(inner) = state.get_file_format_factory(ext) {
             state.register_file_format(Arc::new(CheckedFactory(inner)), true)?;
         }
@@ -81,12 +82,20 @@ fn mismatch(first: (&ObjectMeta, &Schema), other: (&ObjectMeta, &Schema), ordere
     (ordered && a != b).then(|| format!("{fb} has the columns of {fa} in another order"))
 }
 
+fn is_fits_error(e: &DataFusionError) -> bool {
+    let root = e.find_root();
+    std::iter::successors(Some(root as &(dyn std::error::Error + 'static)), |e| e.source())
+        .any(|e| e.is::<starflow_fits::FitsError>())
+}
+
 /// What reading `object`'s metadata gave, with a reader's error or panic (a damaged file) as a data error naming it.
 async fn of_file<T>(object: &ObjectMeta, read: impl Future<Output = Result<T>>) -> Result<T> {
     match catch_panic(read).await {
         Ok(Ok(value)) => Ok(value),
         // A store's errors name the object already, and say what went wrong with the request.
         Ok(Err(e)) if matches!(e.find_root(), DataFusionError::ObjectStore(_)) => Err(e),
+        // So do the FITS reader's (with the file as typed: a local path absolute).
+        Ok(Err(e)) if is_fits_error(&e) => Err(e),
         Ok(Err(e)) => Err(data_error(format!("{}: {}", object.location, e.strip_backtrace()))),
         Err(panic) => Err(data_error(format!("{}: unreadable ({panic})", object.location))),
     }

@@ -1,4 +1,4 @@
-//! Tables named on the command line (`--table NAME=URL`): Parquet or CSV files, directories or globs, in any store.
+//! Tables named on the command line (`--table NAME=URL`): Parquet, CSV or FITS files, directories or globs, in any store.
 
 use crate::engine::Engine;
 use crate::error::data_error;
@@ -9,11 +9,14 @@ use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::file_format::csv::CsvFormat;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::ListingOptions;
+use starflow_fits::FitsFormat;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum InputFormat {
     Parquet,
     Csv,
+    /// FITS binary tables (the first BINTABLE HDU with rows; plain or gzipped).
+    Fits,
 }
 
 impl InputFormat {
@@ -21,6 +24,7 @@ impl InputFormat {
         match self {
             Self::Parquet => ".parquet",
             Self::Csv => ".csv",
+            Self::Fits => ".fits",
         }
     }
 
@@ -28,6 +32,7 @@ impl InputFormat {
         match self {
             Self::Parquet => Arc::new(ParquetFormat::default()),
             Self::Csv => Arc::new(CsvFormat::default().with_has_header(true)),
+            Self::Fits => Arc::new(FitsFormat::default()),
         }
     }
 }
@@ -43,25 +48,28 @@ pub fn parse_table_arg(arg: &str) -> Result<(String, String), String> {
 }
 
 /// The last path segment's extension, if the location names a file (not a directory or a glob of files). An http(s)
-/// URL's query string (a presigned URL's signature) is not part of its path.
+/// URL's query string (a presigned URL's signature) is not part of its path. For a gzipped file the extension under
+/// `.gz`.
 fn file_extension(location: &str) -> Option<String> {
     let path = match location.starts_with("http://") || location.starts_with("https://") {
         true => location.split(['?', '#']).next().unwrap_or(location),
         false => location,
     };
-    let last = path.trim_end_matches('/').rsplit('/').next()?;
+    let last = path.trim_end_matches('/').rsplit('/').next()?.to_ascii_lowercase();
+    let last = last.strip_suffix(".gz").unwrap_or(&last);
     let (_, ext) = last.rsplit_once('.')?;
-    Some(ext.to_ascii_lowercase())
+    Some(ext.to_string())
 }
 
 fn infer_format(location: &str) -> Result<InputFormat> {
     match file_extension(location).as_deref() {
         Some("parquet" | "parq") => Ok(InputFormat::Parquet),
         Some("csv") => Ok(InputFormat::Csv),
+        Some("fits" | "fit" | "fts") => Ok(InputFormat::Fits),
         // A directory (or a glob without an extension) of a catalogue: Parquet unless told otherwise.
         None => Ok(InputFormat::Parquet),
         Some(other) => Err(data_error(format!(
-            "unsupported input format '.{other}' for '{location}': use Parquet or CSV, or pass --input-format"
+            "unsupported input format '.{other}' for '{location}': use Parquet, CSV or FITS, or pass --input-format"
         ))),
     }
 }
@@ -71,13 +79,14 @@ pub async fn register_table(engine: &Engine, name: &str, location: &str, format:
         Some(f) => f,
         None => infer_format(location)?,
     };
-    // A single file is read whatever its extension; directories and globs pick the files of the format.
+    // A single file is read whatever its extension, and a glob that names one (`dir/*.fits.gz`) picks its files itself;
+    // directories and globs without an extension pick the files of the format.
     let is_pattern = location.ends_with('/') || location.contains(['*', '[']) || file_extension(location).is_none();
-    let extension = if is_pattern { format.extension().to_string() } else { String::new() };
+    let extension = if is_pattern && file_extension(location).is_none() { format.extension().to_string() } else { String::new() };
     let options = ListingOptions::new(crate::formats::checked(format.file_format())).with_file_extension(extension);
     engine.register_listing_table(name, location, options).await.map_err(|e| match e {
         DataFusionError::Plan(m) if m.contains("No files found") || m.contains("not found") => {
-            data_error(format!("table '{name}': no {format:?} files at '{location}'"))
+            data_error(format!("table '{name}': no {} files at '{location}'", format.extension()))
         }
         other => other.context(format!("table '{name}' ({location})")),
     })
@@ -95,8 +104,11 @@ mod tests {
         assert_eq!(infer_format("data/x.CSV").unwrap(), InputFormat::Csv);
         assert_eq!(infer_format("s3://b/dr19/").unwrap(), InputFormat::Parquet);
         assert_eq!(infer_format("s3://b/dr19/*.parquet").unwrap(), InputFormat::Parquet);
-        let err = infer_format("cat.fits").unwrap_err().to_string();
-        assert!(err.contains("unsupported input format '.fits'"), "{err}");
+        assert_eq!(infer_format("s3://b/allStar.FITS").unwrap(), InputFormat::Fits);
+        assert_eq!(infer_format("astraAllStarASPCAP-0.6.0.fits.gz").unwrap(), InputFormat::Fits);
+        let err = infer_format("cat.vot").unwrap_err().to_string();
+        assert!(err.contains("unsupported input format '.vot'"), "{err}");
         assert_eq!(infer_format("https://h/b/k.parquet?X-Amz-Signature=abc").unwrap(), InputFormat::Parquet);
+        assert_eq!(infer_format("https://h/b/k.fits.gz?X-Amz-Signature=abc").unwrap(), InputFormat::Fits);
     }
 }

@@ -109,7 +109,7 @@ fn the_three_files_are_row_matched_with_their_schema_metadata_and_flags() {
         assert!(!field.metadata()["description"].is_empty(), "{} has a description", field.name());
     }
     assert_eq!(summary.schema().field_with_name("age").unwrap().metadata()["unit"], "Gyr");
-    assert_eq!(summary.schema().field_with_name("e_n_mass").unwrap().metadata()["unit"], "Msun");
+    assert_eq!(summary.schema().field_with_name("e_n_mass").unwrap().metadata()["unit"], "solMass");
     let kv = kv_metadata(&out.join(FILES[0]));
     assert_eq!(kv["starflow_version"], env!("CARGO_PKG_VERSION"));
     assert!(kv["models"].contains("\"name\":\"age\"") && kv["models"].contains("\"name\":\"mass\""), "{}", kv["models"]);

@@ -145,7 +145,7 @@ fn errors_are_one_clear_line_with_their_exit_code() {
     assert_fails(&["sql", &format!("SELECT no_such_column FROM '{cat}'")], 3, "no_such_column");
     assert_fails(&["sql", "SELECT * FROM '/nonexistent/dir/file.parquet'"], 4, "data error:");
     assert_fails(&["--table", "t=/nonexistent/x.parquet", "sql", "SELECT 1"], 4, "data error:");
-    assert_fails(&["--table", "t=catalogue.fits", "sql", "SELECT 1"], 4, "unsupported input format '.fits'");
+    assert_fails(&["--table", "t=catalogue.vot", "sql", "SELECT 1"], 4, "unsupported input format '.vot'");
     assert_fails(&["-o", "/proc/starflow/out.csv", "sql", "SELECT 1 AS x"], 5, "output error:");
     assert_fails(&["-o", "/tmp/out.unknown", "sql", "SELECT 1 AS x"], 2, "pass --format-out");
     // Argument errors are clap's first line (what is wrong), without the usage that clap prints after it.

@@ -8,10 +8,13 @@ use arrow::datatypes::{DataType, FieldRef, Float16Type, Float32Type, Float64Type
 use arrow::error::ArrowError;
 use arrow::json::writer::{EncoderOptions, NullableEncoder};
 use arrow::json::{EncoderFactory, WriterBuilder};
-use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::arrow::arrow_writer::ArrowWriterOptions;
+use datafusion::parquet::arrow::{ARROW_SCHEMA_META_KEY, ArrowWriter, encode_arrow_schema};
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::metadata::KeyValue;
 use datafusion::parquet::file::properties::WriterProperties;
+
+use super::votable::Described;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum OutputFormat {
@@ -23,6 +26,8 @@ pub enum OutputFormat {
     /// One JSON object per line (NaN and infinities as for json).
     Ndjson,
     Parquet,
+    /// A FITS binary table with the columns' units and descriptions.
+    Fits,
 }
 
 impl OutputFormat {
@@ -35,6 +40,7 @@ impl OutputFormat {
             "json" => Some(Self::Json),
             "ndjson" | "jsonl" => Some(Self::Ndjson),
             "parquet" | "parq" => Some(Self::Parquet),
+            "fits" | "fit" | "fts" => Some(Self::Fits),
             "txt" => Some(Self::Table),
             _ => None,
         }
@@ -116,7 +122,8 @@ enum Writer {
     Csv(arrow::csv::Writer<SharedBuf>),
     Json(arrow::json::ArrayWriter<SharedBuf>),
     Ndjson(arrow::json::LineDelimitedWriter<SharedBuf>),
-    Parquet(ArrowWriter<SharedBuf>),
+    Parquet(ArrowWriter<SharedBuf>, Described),
+    Fits(super::fits::Spool),
 }
 
 /// Encodes a stream of batches of one schema (not the table format, which needs to see rows to align them).
@@ -133,16 +140,18 @@ impl Encoder {
             OutputFormat::Json => Writer::Json(json().build(buf.clone())),
             OutputFormat::Ndjson => Writer::Ndjson(json().build(buf.clone())),
             OutputFormat::Parquet => {
-                // Schema metadata (descriptions, provenance) also as plain Parquet key-values, for non-Arrow readers.
-                let metadata: Vec<KeyValue> =
-                    schema.metadata().iter().map(|(k, v)| KeyValue::new(k.clone(), v.clone())).collect();
+                // The metadata (descriptions, provenance, units as astropy and VO tools read them) and the Arrow schema
+                // holding it are written at the end, when the string lengths astropy needs are known.
                 let props = WriterProperties::builder()
                     .set_max_row_group_row_count(Some(row_group_rows(&schema)))
                     .set_compression(Compression::ZSTD(ZstdLevel::default()))
-                    .set_key_value_metadata((!metadata.is_empty()).then_some(metadata))
                     .build();
-                Writer::Parquet(ArrowWriter::try_new(buf.clone(), schema, Some(props)).map_err(ArrowError::from)?)
+                let options = ArrowWriterOptions::new().with_properties(props).with_skip_arrow_metadata(true);
+                let described = Described::new(Arc::clone(&schema));
+                let writer = ArrowWriter::try_new_with_options(buf.clone(), schema, options).map_err(ArrowError::from)?;
+                Writer::Parquet(writer, described)
             }
+            OutputFormat::Fits => Writer::Fits(super::fits::Spool::new(schema)?),
             OutputFormat::Table => return Err(ArrowError::InvalidArgumentError("table is not a streaming format".into())),
         };
         Ok(Self { buf, writer })
@@ -154,22 +163,32 @@ impl Encoder {
             Writer::Csv(w) => w.write(batch)?,
             Writer::Json(w) => w.write(batch)?,
             Writer::Ndjson(w) => w.write(batch)?,
-            Writer::Parquet(w) => w.write(batch).map_err(ArrowError::from)?,
+            Writer::Parquet(w, described) => {
+                described.observe(batch);
+                w.write(batch).map_err(ArrowError::from)?
+            }
+            Writer::Fits(spool) => spool.write(batch)?,
         }
         Ok(self.buf.take())
     }
 
-    /// Finish the format (closing bracket, Parquet footer) and return the remaining bytes.
-    pub fn finish(self) -> Result<Vec<u8>, ArrowError> {
+    /// Finish the format (closing bracket, Parquet footer, a FITS file's header and rows) and return the remaining
+    /// bytes, in pieces of bounded size.
+    pub fn finish(self) -> Result<Box<dyn Iterator<Item = Result<Vec<u8>, ArrowError>> + Send>, ArrowError> {
         match self.writer {
             Writer::Csv(_) => {}
             Writer::Json(mut w) => w.finish()?,
             Writer::Ndjson(mut w) => w.finish()?,
-            Writer::Parquet(w) => {
+            Writer::Parquet(mut w, described) => {
+                // Plain key-values for non-Arrow readers, and the Arrow schema (types, field metadata, the same keys).
+                let schema = described.schema();
+                schema.metadata().iter().for_each(|(k, v)| w.append_key_value_metadata(KeyValue::new(k.clone(), v.clone())));
+                w.append_key_value_metadata(KeyValue::new(ARROW_SCHEMA_META_KEY.to_string(), encode_arrow_schema(&schema)));
                 w.close().map_err(ArrowError::from)?;
             }
+            Writer::Fits(spool) => return Ok(Box::new(spool.finish()?)),
         }
-        Ok(self.buf.take())
+        Ok(Box::new(std::iter::once(Ok(self.buf.take()))))
     }
 }
 
@@ -204,7 +223,7 @@ mod tests {
         for b in &batches {
             out.extend(enc.write(b).unwrap());
         }
-        out.extend(enc.finish().unwrap());
+        enc.finish().unwrap().for_each(|piece| out.extend(piece.unwrap()));
         out
     }
 
@@ -227,7 +246,7 @@ mod tests {
         let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(x), Arc::new(y)]).unwrap();
         let mut enc = Encoder::new(OutputFormat::Ndjson, schema).unwrap();
         let mut out = enc.write(&batch).unwrap();
-        out.extend(enc.finish().unwrap());
+        enc.finish().unwrap().for_each(|piece| out.extend(piece.unwrap()));
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "{\"x\":\"NaN\",\"y\":0.1}\n{\"x\":\"Infinity\",\"y\":\"NaN\"}\n{\"x\":\"-Infinity\"}\n{\"x\":0.1,\"y\":-0.0}\n\
@@ -239,7 +258,11 @@ mod tests {
     fn parquet_round_trips() {
         use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
         let bytes = bytes::Bytes::from(encode(OutputFormat::Parquet));
-        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap().build().unwrap();
+        let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap();
+        // The Arrow schema stored at the end holds the astropy and VOParquet keys (pyarrow reads them from there).
+        let metadata = builder.schema().metadata();
+        assert!(metadata["table_meta_yaml"].contains(r#""name":"age""#) && metadata.contains_key("IVOA.VOTable-Parquet.content"));
+        let reader = builder.build().unwrap();
         let read: Vec<RecordBatch> = reader.collect::<Result<_, _>>().unwrap();
         let rows: usize = read.iter().map(|b| b.num_rows()).sum();
         assert_eq!(rows, 3);

@@ -5,9 +5,11 @@
 //! a multipart upload completed only at the end. Target names are interpreted in [`target`].
 
 pub mod copy;
+mod fits;
 mod format;
 pub mod staging;
 pub mod target;
+mod votable;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -298,9 +300,15 @@ impl StagedFile {
         };
         let display = self.display;
         let failed = |e: String| CliError::output(format!("{display}: {e}"));
-        if let Err(e) = self.upload.write(&tail).await {
-            self.upload.abort().await;
-            return Err(failed(e));
+        for piece in tail {
+            let written = match piece {
+                Ok(bytes) => self.upload.write(&bytes).await.map_err(failed),
+                Err(e) => Err(CliError::runtime(e.to_string())),
+            };
+            if let Err(e) = written {
+                self.upload.abort().await;
+                return Err(e);
+            }
         }
         self.upload.finish().await.map_err(failed)
     }
@@ -330,8 +338,8 @@ impl Sink {
         let (mut out, name): (Box<dyn Write>, String) = match &self.destination {
             Destination::File(file) => return self.write_file(file, batches, cancel).await,
             Destination::Stdout => {
-                if self.format == OutputFormat::Parquet && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
-                    return Err(CliError::usage("Parquet is binary: write it with -o FILE or pipe stdout"));
+                if matches!(self.format, OutputFormat::Parquet | OutputFormat::Fits) && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+                    return Err(CliError::usage(format!("{:?} is binary: write it with -o FILE or pipe stdout", self.format)));
                 }
                 (Box::new(std::io::stdout().lock()), "stdout".to_string())
             }
@@ -360,7 +368,7 @@ impl Sink {
     ) -> Result<u64, CliError> {
         if self.format == OutputFormat::Table {
             return Err(CliError::usage(
-                "the table format is for terminals: choose --format-out csv, json, ndjson or parquet for a file",
+                "the table format is for terminals: choose --format-out csv, json, ndjson, parquet or fits for a file",
             ));
         }
         let mut staged = file.stage(self.format, batches.schema())?;
@@ -474,6 +482,8 @@ async fn encode(
         rows += batch.num_rows() as u64;
         emit(encoder.write(&batch).map_err(|e| CliError::runtime(e.to_string()))?).await?;
     }
-    emit(encoder.finish().map_err(|e| CliError::runtime(e.to_string()))?).await?;
+    for piece in encoder.finish().map_err(|e| CliError::runtime(e.to_string()))? {
+        emit(piece.map_err(|e| CliError::runtime(e.to_string()))?).await?;
+    }
     Ok(rows)
 }

@@ -21,9 +21,28 @@ pub struct Request {
     pub method: String,
     /// Path and query, e.g. `/catalogues/in/cat.parquet` or `/catalogues/out/x.csv?partNumber=2&uploadId=...`.
     pub target: String,
+    /// The bytes a ranged GET asks for (its `range: bytes=a-b` header), end exclusive.
+    pub range: Option<std::ops::Range<u64>>,
 }
 
 impl Request {
+    /// The request line and range header of an HTTP request head.
+    pub fn parse(head: &[u8], seq: usize) -> Self {
+        let text = String::from_utf8_lossy(head);
+        let mut parts = text.lines().next().unwrap_or_default().split(' ');
+        let range = text.lines().find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            let (start, end) = value.trim().strip_prefix("bytes=")?.split_once('-')?;
+            (name.trim().eq_ignore_ascii_case("range")).then(|| Some(start.parse().ok()?..end.parse::<u64>().ok()? + 1))?
+        });
+        Self {
+            seq,
+            method: parts.next().unwrap_or_default().to_string(),
+            target: parts.next().unwrap_or_default().to_string(),
+            range,
+        }
+    }
+
     /// A request for `key` of `bucket` (any query string).
     pub fn is_for(&self, bucket: &str, key: &str) -> bool {
         let path = self.target.split('?').next().unwrap_or_default();
@@ -117,7 +136,7 @@ impl Drop for FaultProxy {
 }
 
 /// Read until the end of an HTTP head (`\r\n\r\n`); returns the head's length, or None at a clean end of stream.
-async fn read_head(stream: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<Option<usize>> {
+pub async fn read_head(stream: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<Option<usize>> {
     loop {
         if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             return Ok(Some(i + 4));
@@ -164,13 +183,7 @@ async fn serve(mut client: TcpStream, state: Arc<State>) {
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
         }
     }
-    let request_line = String::from_utf8_lossy(&head).lines().next().unwrap_or_default().to_string();
-    let mut parts = request_line.split(' ');
-    let request = Request {
-        seq: state.next.fetch_add(1, Ordering::SeqCst),
-        method: parts.next().unwrap_or_default().to_string(),
-        target: parts.next().unwrap_or_default().to_string(),
-    };
+    let request = Request::parse(&head, state.next.fetch_add(1, Ordering::SeqCst));
     let fault = (state.rule)(&request);
     state.log.lock().unwrap().push((request, fault));
     match fault {

@@ -2,6 +2,7 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 pub mod fault_proxy;
+pub mod http_files;
 pub mod properties;
 
 use std::net::TcpListener;
