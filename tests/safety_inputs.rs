@@ -202,10 +202,10 @@ fn presigned_https_urls_keep_their_query_and_their_signature_stays_secret() {
     let (code, stdout, err) = outcome(&out);
     assert_eq!(code, Some(4), "{err}");
     assert!(!err.contains("X-Amz-Credential") && !err.contains(&"0".repeat(signature.len())), "{err}");
-    let odd = url.replace("cat.parquet", "cat.fits");
+    let odd = url.replace("cat.parquet", "cat.vot");
     let out = starflow().args(["--table", &format!("t={odd}"), "sql", "SELECT 1"]).output().unwrap();
     let (code, _, err) = outcome(&out);
     assert_eq!(code, Some(4), "{err}");
-    assert!(err.contains("unsupported input format '.fits'") && !err.contains(&signature), "{err}");
+    assert!(err.contains("unsupported input format '.vot'") && !err.contains(&signature), "{err}");
     assert!(!stdout.contains(&signature));
 }
