@@ -265,3 +265,10 @@ def augment(values: np.ndarray, errors: np.ndarray, n_draws: int, seed: int) -> 
     n, d = values.shape
     out = values[:, None, :] + errors[:, None, :] * rng.standard_normal((n, n_draws, d))
     return out.reshape(n * n_draws, d)
+
+
+def truth_of(name, df):
+    """The asteroseismic value a model is judged against, and its error: age [Gyr] or mass [Msun]."""
+    if name == "age":
+        return df["age"].to_numpy(np.float64), df["e_age"].to_numpy(np.float64)
+    return df["mass"].to_numpy(np.float64), df["MASS_ERR"].to_numpy(np.float64)

@@ -151,12 +151,6 @@ def cross_check(args, model_name, model, v, e, release, est):
                                                     (np.isnan(est["value"]) != np.isnan(ref["value"]))).sum())}
 
 
-def truth_of(name, df):
-    if name == "age":
-        return df["age"].to_numpy(np.float64), df["e_age"].to_numpy(np.float64)
-    return df["mass"].to_numpy(np.float64), df["MASS_ERR"].to_numpy(np.float64)
-
-
 def evaluation_sets(prep, md, name, data_dir):
     """{set name: (table of the stars, labels [n,5], errors [n,5], label release)}."""
     te = md.split("test").reset_index(drop=True)
@@ -188,7 +182,7 @@ def evaluate_model(args, prep, name, method):
     seed = REPORT_SEED + (0 if name == "age" else 10_000_000)
     for set_name, (df, v, e, release) in evaluation_sets(prep, md, name, args.data_dir).items():
         est = estimate(args, model_name, model, v, e, release, seed)
-        t, et = truth_of(name, df)
+        t, et = D.truth_of(name, df)
         ok = passing(est, model)
         sub = {k: a[ok] for k, a in est.items()}
         entry = {"df": df, "v": v, "est": est, "truth": t, "e_truth": et, "passing": ok, "release": release,

@@ -59,7 +59,6 @@ def evaluate(name, model, manifest, prep, estimates_of, log_prob):
         return None
     md = D.model_data(prep, name)
     out = {"threshold": cn["threshold"], "threshold_quantile": cn["threshold_quantile"], "sets": {}, "planes": {}}
-    truth_col = "age" if name == "age" else "mass"
     for split in ("train", "validation", "test"):
         df = md.split(split).reset_index(drop=True)
         v, e = D.eval_inputs(df)
@@ -68,8 +67,7 @@ def evaluate(name, model, manifest, prep, estimates_of, log_prob):
         entry = {"n": int(len(v)), "n_flagged": int(flagged.sum()), "fraction_flagged": float(flagged.mean())}
         if split != "train":
             est = estimates_of(v, e)
-            t = df[truth_col].to_numpy(np.float64)
-            et = (df["e_age"] if name == "age" else df["MASS_ERR"]).to_numpy(np.float64)
+            t, et = D.truth_of(name, df)
             ok = np.isfinite(est["value"]) & ((est["bitmask"] & R.LOW_DENSITY) == 0)
             entry["n_flagged_low_density"] = int((flagged & ((est["bitmask"] & R.LOW_DENSITY) != 0)).sum())
             entry["flagged"] = accuracy(t, et, est, model.grid, ok & flagged)
@@ -79,6 +77,8 @@ def evaluate(name, model, manifest, prep, estimates_of, log_prob):
             entry["cn_predicted"] = [predicted_cn(cn, p) for p in np.array(planes, dtype=object)[has]]
             entry["cn_flagged"] = flagged[has].tolist()
             out["planes"][split] = {"levels": levels, "planes": planes, "v": v}
+            if split == "test":
+                test_estimates = est
         out["sets"][split] = entry
     # the most typical and the most atypical star among validation and test stars, for the figure
     cands = [(lv, split, k) for split in ("validation", "test")
@@ -87,17 +87,16 @@ def evaluate(name, model, manifest, prep, estimates_of, log_prob):
     out["examples"] = [{"level": float(lv), "split": split, "labels": out["planes"][split]["v"][k].tolist(),
                         "posterior": out["planes"][split]["planes"][k]} for lv, split, k in (lo, hi)]
     del out["planes"]
-    out["hidden"] = hide_each_label(name, md, model, marginal, estimates_of, log_prob)
+    out["hidden"] = hide_each_label(name, md, model, marginal, test_estimates, log_prob)
     return out
 
 
-def hide_each_label(name, md, model, marginal, estimates_of, log_prob):
-    """Test stars with full labels vs one label hidden in turn (rule 12): coverage, Z std, MRD."""
+def hide_each_label(name, md, model, marginal, full, log_prob):
+    """Test stars with full labels (`full`: their estimates) vs one label hidden in turn (rule 12): coverage, Z std,
+    MRD."""
     df = md.split("test").reset_index(drop=True)
     v, e = D.eval_inputs(df)
-    t = df["age" if name == "age" else "mass"].to_numpy(np.float64)
-    et = (df["e_age"] if name == "age" else df["MASS_ERR"]).to_numpy(np.float64)
-    full = estimates_of(v, e)
+    t, et = D.truth_of(name, df)
     rows = {"full labels": full}
     for label in CN.MARGINALISABLE:
         i = D.LABELS.index(label)

@@ -124,17 +124,11 @@ def estimates(model, log_prob, v, e, release, seed):
     return out
 
 
-def truth_of(name, df):
-    if name == "age":
-        return df["age"].to_numpy(np.float64), df["e_age"].to_numpy(np.float64)
-    return df["mass"].to_numpy(np.float64), df["MASS_ERR"].to_numpy(np.float64)
-
-
 def evaluate(name, md, prep, model, log_prob, made):
     """Metrics on the validation split in the three settings (module docstring)."""
     va = md.split("validation").reset_index(drop=True)
     tr = md.split("train")
-    t, et = truth_of(name, va)
+    t, et = D.truth_of(name, va)
     # density threshold: 5th percentile over the training stars (engine-like DR17 inputs), as the pipeline does
     v_tr, e_tr = D.eval_inputs(tr)
     dens = estimates(model, log_prob, v_tr, e_tr, "dr17", EVAL_SEED + 1)["training_density"]
@@ -150,7 +144,7 @@ def evaluate(name, md, prep, model, log_prob, made):
     if len(m):
         vm = va.set_index("KIC").loc[m["KIC"]]
         settings["dr14"] = (m[RL.LABELS].to_numpy(np.float64), m[["e_" + x for x in RL.LABELS]].to_numpy(np.float64),
-                            "dr14", *truth_of(name, vm))
+                            "dr14", *D.truth_of(name, vm))
     for key, (vv, ee, release, tt, ett) in settings.items():
         est = estimates(model, log_prob, vv, ee, release, EVAL_SEED + 3)
         passing = np.nan_to_num(est["training_density"], nan=0.0) >= threshold
