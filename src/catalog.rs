@@ -8,7 +8,7 @@
 //! `age`, `mass`; paper: `age_paper`, `mass_paper`); the input view sets the labels' release
 //! (`starflow.label_release`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, Float64Builder, RecordBatch};
@@ -23,6 +23,7 @@ use crate::output::staging::StagingArea;
 use crate::output::target::DirTarget;
 use crate::output::{OutputFile, OutputFormat, StagedFile, next_batch};
 use crate::progress::Progress;
+use crate::engine::Query;
 
 pub const SUMMARY_FILE: &str = "StarFlow_summary.parquet";
 pub const AGE_POSTERIOR_FILE: &str = "StarFlow_age_posterior.parquet";
@@ -289,6 +290,73 @@ fn plan_parts(session: &Session, schema: &Schema, area: &StagingArea, input: &st
     Ok(parts)
 }
 
+/// Jobs a cluster runs side by side for a catalogue (one per input file); their results wait on the executors until
+/// read, in file order.
+const CLUSTER_JOBS: usize = 16;
+
+/// The catalogue's query. In one process: one query over the input, its rows in input order (one partition). On a
+/// cluster, which returns the partitions of a job in the order they finish: one query per input file (a job of one
+/// task each, up to [`CLUSTER_JOBS`] at once), read one after the other in path order, so the rows come in the order
+/// the single process gives them (docs/DISTRIBUTED.md).
+struct Source<'a> {
+    session: &'a Session,
+    release: Release,
+    method: CatalogMethod,
+    /// Tables whose query has not started, in order.
+    waiting: VecDeque<String>,
+    /// Queries started, in order; the first is being read.
+    running: VecDeque<Query>,
+}
+
+impl<'a> Source<'a> {
+    async fn start(session: &'a Session, release: Release, method: CatalogMethod) -> Result<Self, CliError> {
+        let engine = &session.engine;
+        let mut waiting = VecDeque::from([SOURCE_TABLE.to_string()]);
+        if engine.on_cluster() {
+            waiting.clear();
+            for (i, file) in engine.table_files(SOURCE_TABLE).await?.iter().enumerate() {
+                let name = format!("{SOURCE_TABLE}_{i}");
+                crate::tables::register_table(engine, &name, file, session.settings.input_format).await?;
+                waiting.push_back(name);
+            }
+        }
+        let mut source = Self { session, release, method, waiting, running: VecDeque::new() };
+        let jobs = if engine.on_cluster() { CLUSTER_JOBS } else { 1 };
+        while source.running.len() < jobs && source.start_next().await? {}
+        Ok(source)
+    }
+
+    /// Start the query of the next waiting table, if there is one.
+    async fn start_next(&mut self) -> Result<bool, CliError> {
+        let Some(table) = self.waiting.pop_front() else { return Ok(false) };
+        let engine = &self.session.engine;
+        let sql = format!("DROP VIEW IF EXISTS starflow_input;\n{}", catalog_sql(&table, self.release, self.method)?);
+        let mut statements = engine.parse(&sql)?;
+        let last = statements.pop_back().ok_or_else(|| CliError::runtime("the catalogue query is empty"))?;
+        for statement in statements {
+            engine.execute(statement).await?;
+        }
+        let query = engine.execute(last).await?.ok_or_else(|| CliError::runtime("the catalogue query returned nothing"))?;
+        self.running.push_back(query);
+        Ok(true)
+    }
+
+    fn first(&self) -> Result<&Query, CliError> {
+        self.running.front().ok_or_else(|| CliError::runtime("the catalogue input has no files"))
+    }
+
+    async fn next(&mut self, cancel: &mut std::pin::Pin<&mut impl Future<Output = ()>>) -> Result<Option<RecordBatch>, CliError> {
+        while let Some(query) = self.running.front_mut() {
+            if let Some(batch) = next_batch(&mut query.stream, cancel).await? {
+                return Ok(Some(batch));
+            }
+            self.running.pop_front();
+            self.start_next().await?;
+        }
+        Ok(None)
+    }
+}
+
 /// Run the catalogue of `input` into the directory `target` (named `output_dir`; local or object store). The three
 /// files are written into a staging area beside the directory and moved in together at the end
 /// ([`StagingArea::install`]): a failed or interrupted run leaves the directory's previous files as they were.
@@ -301,24 +369,19 @@ pub async fn run(
 ) -> Result<Written, CliError> {
     let engine = &session.engine;
     crate::tables::register_table(engine, SOURCE_TABLE, input, session.settings.input_format).await?;
-    let mut statements = engine.parse(&catalog_sql(SOURCE_TABLE, release, method)?)?;
-    let last = statements.pop_back().ok_or_else(|| CliError::runtime("the catalogue query is empty"))?;
-    for statement in statements {
-        engine.execute(statement).await?;
-    }
-    let mut query = engine.execute(last).await?.ok_or_else(|| CliError::runtime("the catalogue query returned nothing"))?;
+    let mut source = Source::start(session, release, method).await?;
     let area = StagingArea::create(target, &engine.context().runtime_env())?;
     // A presigned input URL's signature stays out of the files' provenance.
-    let parts = plan_parts(session, &query.stream.schema(), &area, &redact(input), method)?;
+    let parts = plan_parts(session, &source.first()?.stream.schema(), &area, &redact(input), method)?;
     let mut staged: Vec<StagedFile> =
         parts.iter().map(|p| p.file.stage(OutputFormat::Parquet, Arc::clone(&p.schema))).collect::<Result<_, _>>()?;
 
-    let progress = Progress::start(&query.plan, session.shows_progress());
+    let progress = Progress::start(&source.first()?.plan, session.shows_progress());
     let cancel = interrupted();
     tokio::pin!(cancel);
     let mut rows = 0u64;
     let streamed = async {
-        while let Some(batch) = next_batch(&mut query.stream, &mut cancel).await? {
+        while let Some(batch) = source.next(&mut cancel).await? {
             rows += batch.num_rows() as u64;
             for (part, file) in parts.iter().zip(staged.iter_mut()) {
                 file.write(&part.batch(&batch)?).await?;

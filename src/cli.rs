@@ -87,6 +87,27 @@ pub enum Command {
     Models,
     /// Print the documentation of every StarFlow SQL function (Markdown).
     Functions,
+    /// Run a Ballista scheduler for `--cluster` clients (docs/DISTRIBUTED.md); its sessions know the StarFlow functions
+    /// of the models of --models. Runs until stopped.
+    #[cfg(feature = "cluster")]
+    Scheduler {
+        /// The address to listen on (clients and executors connect here).
+        #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:50050")]
+        bind: String,
+    },
+    /// Run a Ballista executor: it takes tasks from the scheduler and evaluates the StarFlow functions with the models
+    /// of --models (the same bytes as the client's, or its tasks are refused) and the object-store options given
+    /// here. Runs until stopped.
+    #[cfg(feature = "cluster")]
+    Executor {
+        /// The scheduler, df://HOST:PORT or HOST:PORT.
+        #[arg(long, value_name = "HOST:PORT")]
+        scheduler: String,
+        /// The address to serve results on (PORT; the next port is Ballista's executor gRPC port). The scheduler
+        /// and clients connect here: on a network, an address they can reach.
+        #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:50051")]
+        bind: String,
+    },
 }
 
 #[derive(Args, Debug, Clone)]
@@ -152,6 +173,10 @@ pub struct GlobalArgs {
     /// Device for flow inference: cpu, cuda or cuda:N. A CUDA request that cannot be honoured is an error.
     #[arg(long, value_name = "DEVICE", env = "STARFLOW_DEVICE", default_value = "cpu", value_parser = parse_device, global = true)]
     pub device: Device,
+    /// Run queries on a Ballista cluster: df://HOST:PORT of its scheduler (`starflow scheduler`). Statements are
+    /// planned here and executed by the executors; results and outputs come back here (docs/DISTRIBUTED.md).
+    #[arg(long, value_name = "URL", env = "STARFLOW_CLUSTER", value_parser = parse_cluster, global = true)]
+    pub cluster: Option<String>,
     /// Time limit for connecting to an object-store endpoint, in seconds (above 0, at most 3600).
     #[arg(long, value_name = "SECONDS", default_value = "5", value_parser = seconds(MAX_CONNECT_TIMEOUT), global = true)]
     pub connect_timeout: Duration,
@@ -177,6 +202,16 @@ fn seconds(max: f64) -> impl Fn(&str) -> Result<Duration, String> + Clone + Send
         Ok(s) if s > 0.0 && s <= max => Ok(Duration::from_secs_f64(s)),
         _ => Err(format!("'{arg}' is not a number of seconds above 0 and at most {max}")),
     }
+}
+
+#[cfg(feature = "cluster")]
+fn parse_cluster(arg: &str) -> Result<String, String> {
+    crate::cluster::parse_address(arg).map(|_| arg.to_string())
+}
+
+#[cfg(not(feature = "cluster"))]
+fn parse_cluster(_: &str) -> Result<String, String> {
+    Err("this starflow was built without the `cluster` feature".to_string())
 }
 
 fn parse_device(arg: &str) -> Result<Device, String> {
@@ -234,6 +269,7 @@ impl GlobalArgs {
             models_dir: self.models.clone(),
             device: self.device,
             announce_models: !self.quiet,
+            cluster: self.cluster.clone(),
         }
     }
 
@@ -293,6 +329,12 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let session = cli.global.open().await?;
             print!("{}", crate::catalog_info::describe_functions(session.engine.models()));
             Ok(())
+        }
+        #[cfg(feature = "cluster")]
+        Command::Scheduler { bind } => crate::cluster::scheduler(&bind, &cli.global.engine_options()).await,
+        #[cfg(feature = "cluster")]
+        Command::Executor { scheduler, bind } => {
+            crate::cluster::executor(&scheduler, &bind, &cli.global.engine_options()).await
         }
     }
 }

@@ -10,11 +10,11 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use datafusion::common::{DataFusionError, Result};
-use datafusion::datasource::listing::{ListingTableConfig, ListingTableConfigExt, ListingTableUrl};
+use datafusion::datasource::listing::{ListingTable, ListingTableConfig, ListingTableConfigExt, ListingTableUrl};
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::memory_pool::FairSpillPool;
-use datafusion::execution::runtime_env::RuntimeEnvBuilder;
-use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::datasource::listing::ListingOptions;
@@ -77,6 +77,8 @@ pub struct EngineOptions {
     pub device: Device,
     /// Print which model runs on which device when it is first used.
     pub announce_models: bool,
+    /// Run queries on this Ballista cluster (`df://HOST:PORT`, the scheduler): planned here, executed there.
+    pub cluster: Option<String>,
 }
 
 impl Default for EngineOptions {
@@ -89,6 +91,7 @@ impl Default for EngineOptions {
             models_dir: None,
             device: Device::Cpu,
             announce_models: false,
+            cluster: None,
         }
     }
 }
@@ -106,36 +109,24 @@ pub struct Engine {
     cpu: CpuExecutor,
     models: Arc<ModelRegistry>,
     stores: Arc<StoreRegistry>,
+    /// Statements run on a cluster.
+    cluster: bool,
 }
 
 impl Engine {
     /// Must be called inside the tokio runtime that is to carry network IO.
     pub fn new(options: &EngineOptions) -> Result<Self> {
-        let config = SessionConfig::new().with_target_partitions(options.threads.max(1)).with_information_schema(true);
-        let mut config = starflow_udfs::configure(config);
-        config = config.with_batch_size(options.batch_size.unwrap_or(DEFAULT_BATCH_SIZE));
         let stores = Arc::new(StoreRegistry::new(options.stores.clone(), tokio::runtime::Handle::current()));
-        let mut runtime = RuntimeEnvBuilder::new().with_object_store_registry(Arc::clone(&stores) as _);
-        if let Some(limit) = options.memory_limit {
-            // Spilling operators share the pool fairly; each sort keeps a merge reservation that must fit beside the
-            // others (DataFusion's 10 MB default per partition would exhaust a small limit before anything spills).
-            runtime = runtime.with_memory_pool(Arc::new(FairSpillPool::new(limit)));
-            let per_sort = (limit / (4 * options.threads.max(1))).min(10 << 20);
-            config.options_mut().execution.sort_spill_reservation_bytes = per_sort;
-        }
-        let mut state = SessionStateBuilder::new()
-            .with_config(config)
-            .with_runtime_env(runtime.build_arc()?)
-            .with_default_features()
-            .with_physical_optimizer_rules(crate::plan_rules::physical_rules())
-            .build();
-        starflow_fits::register(&mut state)?;
-        // After the FITS formats: formats.rs wraps them with the Parquet and CSV ones (the same checks of every file).
-        crate::formats::register(&mut state)?;
-        let ctx = SessionContext::new_with_state(state).enable_url_table();
+        let config = session_config(options, starflow_udfs::configure(SessionConfig::new()));
+        let mut state = session_state(config, runtime_env(options, &stores)?)?;
         let models = Arc::new(load_models(options)?);
+        if let Some(url) = &options.cluster {
+            state = cluster_state(state, url, &models)?;
+        }
+        // After the cluster's state: Ballista's replaces the scalar functions with its own list.
+        let ctx = SessionContext::new_with_state(state).enable_url_table();
         starflow_udfs::register(&ctx, &models);
-        Ok(Self { ctx, cpu: CpuExecutor::new(options.threads)?, models, stores })
+        Ok(Self { ctx, cpu: CpuExecutor::new(options.threads)?, models, stores, cluster: options.cluster.is_some() })
     }
 
     pub fn models(&self) -> &Arc<ModelRegistry> {
@@ -189,6 +180,32 @@ impl Engine {
     pub async fn register_listing_table(&self, name: &str, location: &str, options: ListingOptions) -> Result<()> {
         self.stores.note_location(location)?;
         self.ctx.register_listing_table(name, literal_location(location), options, None, None).await
+    }
+
+    /// Whether statements run on a cluster (`--cluster`).
+    pub fn on_cluster(&self) -> bool {
+        self.cluster
+    }
+
+    /// The files of the listing table `name`, in path order, as locations [`Self::register_listing_table`] takes.
+    pub async fn table_files(&self, name: &str) -> Result<Vec<String>> {
+        let provider = self.ctx.table_provider(name).await?;
+        let Some(table) = provider.downcast_ref::<ListingTable>() else {
+            return Err(DataFusionError::Internal(format!("'{name}' is not a table of files")));
+        };
+        let state = self.ctx.state();
+        let mut files = Vec::new();
+        for path in table.table_paths() {
+            let store = state.runtime_env().object_store(path)?;
+            let listing = path.list_all_files(&state, store.as_ref(), &table.options().file_extension).await?;
+            let root = path.object_store();
+            let root = root.as_str();
+            let keys: Vec<_> = listing.map_ok(|meta| meta.location.to_string()).try_collect().await?;
+            files.extend(keys.into_iter().map(|key| if root == "file:///" { format!("/{key}") } else { format!("{root}{key}") }));
+        }
+        files.sort();
+        files.dedup();
+        Ok(files)
     }
 
     /// A `SET`: an unreadable value, or a `starflow.*` value no model can run with, is an invalid setting (and the
@@ -335,11 +352,62 @@ impl Engine {
     }
 }
 
+/// The settings of a starflow session on top of `base` (the StarFlow options; Ballista's too on a cluster): partitions,
+/// batch size, information schema, the sort reservation that fits a memory limit.
+pub fn session_config(options: &EngineOptions, base: SessionConfig) -> SessionConfig {
+    let mut config = base
+        .with_target_partitions(options.threads.max(1))
+        .with_information_schema(true)
+        .with_batch_size(options.batch_size.unwrap_or(DEFAULT_BATCH_SIZE));
+    if let Some(limit) = options.memory_limit {
+        // Spilling operators share the pool fairly; each sort keeps a merge reservation that must fit beside the
+        // others (DataFusion's 10 MB default per partition would exhaust a small limit before anything spills).
+        let per_sort = (limit / (4 * options.threads.max(1))).min(10 << 20);
+        config.options_mut().execution.sort_spill_reservation_bytes = per_sort;
+    }
+    config
+}
+
+/// The runtime of a starflow session: its object stores (`stores`) and memory limit.
+pub fn runtime_env(options: &EngineOptions, stores: &Arc<StoreRegistry>) -> Result<Arc<RuntimeEnv>> {
+    let mut runtime = RuntimeEnvBuilder::new().with_object_store_registry(Arc::clone(stores) as _);
+    if let Some(limit) = options.memory_limit {
+        runtime = runtime.with_memory_pool(Arc::new(FairSpillPool::new(limit)));
+    }
+    runtime.build_arc()
+}
+
+/// A starflow session state without the StarFlow functions: DataFusion's defaults, the physical rules of
+/// `plan_rules`, the FITS format and the checked formats. The same for the command line, the cluster's scheduler and
+/// its executors.
+pub fn session_state(config: SessionConfig, runtime: Arc<RuntimeEnv>) -> Result<SessionState> {
+    let mut state = SessionStateBuilder::new()
+        .with_config(config)
+        .with_runtime_env(runtime)
+        .with_default_features()
+        .with_physical_optimizer_rules(crate::plan_rules::physical_rules())
+        .build();
+    starflow_fits::register(&mut state)?;
+    // After the FITS formats: formats.rs wraps them with the Parquet and CSV ones (the same checks of every file).
+    crate::formats::register(&mut state)?;
+    Ok(state)
+}
+
+#[cfg(feature = "cluster")]
+fn cluster_state(state: SessionState, url: &str, models: &ModelRegistry) -> Result<SessionState> {
+    crate::cluster::client_state(state, url, models)
+}
+
+#[cfg(not(feature = "cluster"))]
+fn cluster_state(_: SessionState, _: &str, _: &ModelRegistry) -> Result<SessionState> {
+    Err(DataFusionError::Configuration("this starflow was built without the `cluster` feature".into()))
+}
+
 /// The models of `--models`/`STARFLOW_MODELS` must load; the installed ones may be absent (plain SQL still works,
 /// and the StarFlow functions then say which model is missing). Every model is opened and probed on the device now
 /// (`ModelRegistry::load`): a broken model or a CUDA request that cannot be honoured stops the engine before any data
 /// is read.
-fn load_models(options: &EngineOptions) -> Result<ModelRegistry> {
+pub fn load_models(options: &EngineOptions) -> Result<ModelRegistry> {
     let Some(found) = Context::of_process().models_dir(options.models_dir.as_deref()) else {
         return Ok(ModelRegistry::default().with_threads(options.threads));
     };

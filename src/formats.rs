@@ -190,3 +190,55 @@ impl FileFormat for CheckedFormat {
         self.inner.file_source(table_schema)
     }
 }
+
+/// On a cluster, plans travel to the scheduler as protobuf, which knows DataFusion's own formats only: this rule (the
+/// client's last) gives every checked table its inner format back. The checks have run by then: a table's files are
+/// compared when its schema is inferred, here, when the table is registered or a URL table is planned.
+#[cfg(feature = "cluster")]
+#[derive(Debug)]
+pub struct PlainFormats;
+
+#[cfg(feature = "cluster")]
+impl datafusion::optimizer::OptimizerRule for PlainFormats {
+    fn name(&self) -> &str {
+        "starflow_plain_formats"
+    }
+
+    fn rewrite(
+        &self,
+        plan: datafusion::logical_expr::LogicalPlan,
+        _config: &dyn datafusion::optimizer::OptimizerConfig,
+    ) -> Result<datafusion::common::tree_node::Transformed<datafusion::logical_expr::LogicalPlan>> {
+        use datafusion::common::tree_node::Transformed;
+        use datafusion::datasource::listing::{ListingTable, ListingTableConfig};
+        use datafusion::datasource::{provider_as_source, source_as_provider};
+        use datafusion::logical_expr::{LogicalPlan, TableScan};
+
+        plan.transform_up_with_subqueries(|node| {
+            let LogicalPlan::TableScan(scan) = node else { return Ok(Transformed::no(node)) };
+            let provider = source_as_provider(&scan.source)?;
+            let Some(table) = provider.downcast_ref::<ListingTable>() else {
+                return Ok(Transformed::no(LogicalPlan::TableScan(scan)));
+            };
+            let Some(checked) = table.options().format.downcast_ref::<CheckedFormat>() else {
+                return Ok(Transformed::no(LogicalPlan::TableScan(scan)));
+            };
+            let mut options = table.options().clone();
+            options.format = Arc::clone(&checked.inner);
+            // The table's columns less its partition columns: the files' schema.
+            let schema = provider.schema();
+            let fields: Vec<_> = schema
+                .fields()
+                .iter()
+                .filter(|f| !options.table_partition_cols.iter().any(|(name, _)| name == f.name()))
+                .cloned()
+                .collect();
+            let file_schema = Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()));
+            let config = ListingTableConfig::new_with_multi_paths(table.table_paths().clone())
+                .with_listing_options(options)
+                .with_schema(file_schema);
+            let plain = ListingTable::try_new(config)?.with_constraints(provider.constraints().cloned().unwrap_or_default());
+            Ok(Transformed::yes(LogicalPlan::TableScan(TableScan { source: provider_as_source(Arc::new(plain)), ..scan })))
+        })
+    }
+}

@@ -7,6 +7,8 @@
 //! (signals), `progress`, `shell`, `catalog_info` (`models`/`functions`), `error` (user-facing errors and exit codes).
 
 pub mod catalog;
+#[cfg(feature = "cluster")]
+pub mod cluster;
 pub mod catalog_info;
 pub mod cli;
 pub mod engine;

@@ -24,6 +24,9 @@ pub struct Model {
     pub manifest: Manifest,
     pub dir: PathBuf,
     pub onnx_path: PathBuf,
+    /// sha256 of the ONNX file's bytes as loaded (hex; empty for a model not loaded through the registry): what a
+    /// cluster client sends with its queries (`starflow.model_sha256`) so that every executor serves the same model.
+    pub onnx_sha256: String,
     pub device: Device,
     pub weights: GridWeights,
     /// Grid points the flow is evaluated at (the log10 transform skips M <= 0) and their standardized target.
@@ -85,6 +88,7 @@ impl Model {
         Self {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             onnx_path: dir.join(&manifest.onnx.file),
+            onnx_sha256: String::new(),
             dir: dir.to_path_buf(),
             manifest,
             device,

@@ -85,13 +85,14 @@ impl ModelRegistry {
         if !onnx.is_file() {
             return Err(format!("{}: model file missing (named by {})", onnx.display(), dir.join("manifest.json").display()));
         }
+        let actual = sha256_hex(&onnx)?;
         if let Some(expected) = &manifest.onnx.sha256 {
-            let actual = sha256_hex(&onnx)?;
             if !actual.eq_ignore_ascii_case(expected) {
                 return Err(format!("{}: sha256 {actual} does not match the manifest's {expected}", onnx.display()));
             }
         }
-        let model = Model::from_manifest(manifest, dir, device);
+        let mut model = Model::from_manifest(manifest, dir, device);
+        model.onnx_sha256 = actual;
         model.check()?;
         Ok(model)
     }
