@@ -70,8 +70,7 @@ def timed(args, watched=()):
     wall = time.time() - start
     if run.returncode != 0:
         sys.exit(f"{args}: {run.stderr}")
-    usage = os.times()
-    return wall, [cpu_seconds(p.pid) - b for p, b in zip(watched, before)], usage
+    return wall, [cpu_seconds(p.pid) - b for p, b in zip(watched, before)]
 
 
 def main():
@@ -91,7 +90,7 @@ def main():
     results = {"stars": stars, "files": args.files, "binary": str(BINARY), "runs": []}
 
     children_before = os.times()
-    wall, _, _ = timed(["-q", "--threads", "2", "catalog", str(data), str(work / "single")])
+    wall, _ = timed(["-q", "--threads", "2", "catalog", str(data), str(work / "single")])
     children = os.times()
     client_cpu = (children.children_user - children_before.children_user) + (children.children_system - children_before.children_system)
     results["runs"].append({"run": "single process, 2 threads", "wall_s": wall, "stars_per_s": stars / wall,
@@ -102,7 +101,7 @@ def main():
         url, procs = start_cluster(executors, threads)
         try:
             before = os.times()
-            wall, cpus, _ = timed(["-q", "--cluster", url, "catalog", str(data), str(work / f"cluster{executors}")], procs)
+            wall, cpus = timed(["-q", "--cluster", url, "catalog", str(data), str(work / f"cluster{executors}")], procs)
             after = os.times()
             client = (after.children_user - before.children_user) + (after.children_system - before.children_system)
             run = {"run": f"cluster, {executors} executor(s) x {threads} thread(s)", "wall_s": wall, "stars_per_s": stars / wall,
@@ -113,8 +112,8 @@ def main():
             print(run, flush=True)
             if executors == 2:
                 sql = ";".join([f"SELECT count(*) FROM '{work / 'small.parquet'}'"] * 20)
-                local, _, _ = timed(["-q", "--format-out", "csv", "sql", sql])
-                remote, cpus, _ = timed(["-q", "--cluster", url, "--format-out", "csv", "sql", sql], procs)
+                local, _ = timed(["-q", "--format-out", "csv", "sql", sql])
+                remote, cpus = timed(["-q", "--cluster", url, "--format-out", "csv", "sql", sql], procs)
                 results["job_overhead"] = {"statements": 20, "local_s": local, "cluster_s": remote,
                                            "per_job_s": (remote - local) / 20, "scheduler_cpu_s": cpus[0]}
                 print(results["job_overhead"], flush=True)

@@ -9,30 +9,36 @@ use crate::inference::Options;
 use crate::limits::rows_per_star;
 use crate::model::Model;
 
-extensions_options! {
-    /// StarFlow settings (`starflow.*`): the fields of [`StarflowConfig`].
-    pub struct Settings {
-        /// Monte-Carlo draws of a star that is drawn (every star under the paper's method, a star whose errors exceed
-        /// the training labels' noise under v2), at least 1; not set: the model's default (50 for the StarFlow models).
-        pub draws: Option<usize>, default = None
-        /// Seed of the per-star draws: together with a star's inputs it fixes its numbers.
-        pub seed: u64, default = 20251123
-        /// Flow rows per task of the inference pool (whole stars: at least one; 12,500 rows for a star drawn 50 times,
-        /// 250 for a star of one row); each star is its own ONNX Runtime call, so that its numbers never depend on
-        /// the stars beside it (inference.rs).
-        pub chunk_rows: usize, default = 25000
-        /// The data release of the input labels (method v2 models move them onto their training release with its
-        /// offsets and systematics): e.g. 'dr19', 'dr17', 'dr14'; empty uses the model's default. Set by the input
-        /// views (queries/dr19_inputs.sql, dr17_inputs.sql); ignored by paper-method models.
-        pub label_release: String, default = String::new()
-        /// Evaluate each star's [C/Fe]-[N/Fe] plane (4,010 flow rows per star and model) for its level and the
-        /// CN_ATYPICAL bit (32), under models that have a plane (method v2). false: bit 32 is never set and the level
-        /// is null, which saves most of the time of stars evaluated once (docs/PERFORMANCE.md).
-        pub cn_flag: bool, default = true
-        /// The models a query was planned with, as `name=sha256` pairs (the hex sha256 of each ONNX file) separated
-        /// by commas. A cluster client (`--cluster`) sets it to its own models; a function whose model has other
-        /// bytes (an executor serving a different model) refuses to run. Empty: no check.
-        pub model_sha256: String, default = String::new()
+/// The settings' fields (`extensions_options!` gives them parsing, defaults and documentation).
+pub mod fields {
+    use super::extensions_options;
+
+    extensions_options! {
+        /// StarFlow settings (`starflow.*`): the fields of [`super::StarflowConfig`] (the same name: DataFusion's
+        /// messages about a setting name it).
+        pub struct StarflowConfig {
+            /// Monte-Carlo draws of a star that is drawn (every star under the paper's method, a star whose errors exceed
+            /// the training labels' noise under v2), at least 1; not set: the model's default (50 for the StarFlow models).
+            pub draws: Option<usize>, default = None
+            /// Seed of the per-star draws: together with a star's inputs it fixes its numbers.
+            pub seed: u64, default = 20251123
+            /// Flow rows per task of the inference pool (whole stars: at least one; 12,500 rows for a star drawn 50 times,
+            /// 250 for a star of one row); each star is its own ONNX Runtime call, so that its numbers never depend on
+            /// the stars beside it (inference.rs).
+            pub chunk_rows: usize, default = 25000
+            /// The data release of the input labels (method v2 models move them onto their training release with its
+            /// offsets and systematics): e.g. 'dr19', 'dr17', 'dr14'; empty uses the model's default. Set by the input
+            /// views (queries/dr19_inputs.sql, dr17_inputs.sql); ignored by paper-method models.
+            pub label_release: String, default = String::new()
+            /// Evaluate each star's [C/Fe]-[N/Fe] plane (4,010 flow rows per star and model) for its level and the
+            /// CN_ATYPICAL bit (32), under models that have a plane (method v2). false: bit 32 is never set and the level
+            /// is null, which saves most of the time of stars evaluated once (docs/PERFORMANCE.md).
+            pub cn_flag: bool, default = true
+            /// The models a query was planned with, as `name=sha256` pairs (the hex sha256 of each ONNX file) separated
+            /// by commas. A cluster client (`--cluster`) sets it to its own models; a function whose model has other
+            /// bytes (an executor serving a different model) refuses to run. Empty: no check.
+            pub model_sha256: String, default = String::new()
+        }
     }
 }
 
@@ -41,11 +47,11 @@ extensions_options! {
 /// by those names, and the scheduler and executors could not tell them from DataFusion's (they were dropped, so a
 /// cluster ran with the default seed and release). This wrapper lists them under their full names.
 #[derive(Debug, Clone, Default)]
-pub struct StarflowConfig(Settings);
+pub struct StarflowConfig(fields::StarflowConfig);
 
 impl std::ops::Deref for StarflowConfig {
-    type Target = Settings;
-    fn deref(&self) -> &Settings {
+    type Target = fields::StarflowConfig;
+    fn deref(&self) -> &fields::StarflowConfig {
         &self.0
     }
 }
