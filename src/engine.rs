@@ -339,7 +339,7 @@ impl Engine {
 /// and the StarFlow functions then say which model is missing). Every model is opened and probed on the device now
 /// (`ModelRegistry::load`): a broken model or a CUDA request that cannot be honoured stops the engine before any data
 /// is read.
-fn load_models(options: &EngineOptions) -> Result<ModelRegistry> {
+pub fn load_models(options: &EngineOptions) -> Result<ModelRegistry> {
     let Some(found) = Context::of_process().models_dir(options.models_dir.as_deref()) else {
         return Ok(ModelRegistry::default().with_threads(options.threads));
     };

@@ -459,7 +459,8 @@ fn cut(value: impl std::fmt::Display) -> String {
 }
 
 /// The next batch, or `Interrupted` as soon as `cancel` resolves.
-pub(crate) async fn next_batch(
+/// The next batch of `batches`, or an interrupted error as soon as `cancel` resolves.
+pub async fn next_batch(
     batches: &mut SendableRecordBatchStream,
     cancel: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
 ) -> Result<Option<RecordBatch>, CliError> {
