@@ -30,5 +30,5 @@ if [ -n "$differ" ]; then
   exit 1
 fi
 # The documented install (`pip install ./python`), with the venv's maturin rather than a fresh isolated one.
-"$python" -m pip install --quiet --disable-pip-version-check --no-build-isolation --force-reinstall --no-deps "$here/python" >&2
+PATH="$venv/bin:$PATH" "$python" -m pip install --quiet --disable-pip-version-check --no-build-isolation --force-reinstall --no-deps "$here/python" >&2
 echo "$python"

@@ -45,7 +45,7 @@ fn sql(
     let options = engine_options(models, threads, s3_settings(s3)?)?;
     let settings = session_settings(tables);
     let sql = substitute(&sql, &defines.unwrap_or_default()).map_err(errors::to_py)?;
-    wait(py, async move { query::start(Session::open(&options, settings).await?, &sql).await })
+    wait(py, move || async move { query::start(Session::open(&options, settings).await?, &sql).await })
 }
 
 fn release(name: &str) -> PyResult<Release> {
@@ -83,7 +83,7 @@ fn catalog<'py>(
     let (release, method) = (self::release(release)?, self::method(method)?);
     let target = DirTarget::parse(&output_dir).map_err(errors::to_py)?;
     let options = engine_options(models, threads, s3_settings(s3)?)?;
-    let written = wait(py, async {
+    let written = wait(py, move || async move {
         let session = Session::open(&options, session_settings(None)).await?;
         if !cn_flag {
             session.run_script("SET starflow.cn_flag = false").await?;
@@ -98,7 +98,7 @@ fn catalog<'py>(
 
 /// The models of `options`, loaded (and checked) as an engine loads them.
 fn registry(py: Python<'_>, options: EngineOptions) -> PyResult<Arc<ModelRegistry>> {
-    wait(py, async move { load_models(&options).map(Arc::new).map_err(CliError::from) })
+    wait(py, move || async move { load_models(&options).map(Arc::new).map_err(CliError::from) })
 }
 
 /// The text of `starflow models`.

@@ -10,29 +10,35 @@ use starflow::session::SessionSettings;
 use crate::errors::UsageError;
 
 /// S3 settings: `endpoint`, `region` (strings), `unsigned`, `instance_metadata` (booleans), as the CLI's `--s3-*`.
-#[derive(Default, FromPyObject)]
-#[pyo3(from_item_all)]
+#[derive(Default)]
 pub struct S3 {
-    #[pyo3(default)]
     endpoint: Option<String>,
-    #[pyo3(default)]
     region: Option<String>,
-    #[pyo3(default)]
     unsigned: bool,
-    #[pyo3(default)]
     instance_metadata: bool,
 }
 
-const S3_KEYS: [&str; 4] = ["endpoint", "region", "unsigned", "instance_metadata"];
-
 /// `s3=` as S3 settings; a key that is not one of them is a usage error (a typo must not go unnoticed).
 pub fn s3_settings(s3: Option<&Bound<'_, PyAny>>) -> PyResult<S3> {
-    let Some(s3) = s3.filter(|s| !s.is_none()) else { return Ok(S3::default()) };
-    let keys: HashMap<String, Bound<'_, PyAny>> = s3.extract().map_err(|_| UsageError::new_err("usage error: s3 must be a dict"))?;
-    if let Some(unknown) = keys.keys().find(|k| !S3_KEYS.contains(&k.as_str())) {
-        return Err(UsageError::new_err(format!("usage error: unknown s3 setting '{unknown}' (known: {})", S3_KEYS.join(", "))));
+    let mut settings = S3::default();
+    let Some(s3) = s3.filter(|s| !s.is_none()) else { return Ok(settings) };
+    let items: HashMap<String, Bound<'_, PyAny>> =
+        s3.extract().map_err(|_| UsageError::new_err("usage error: s3 must be a dict of settings"))?;
+    for (key, value) in items {
+        let bad = |e: PyErr| UsageError::new_err(format!("usage error: s3 setting '{key}': {e}"));
+        match key.as_str() {
+            "endpoint" => settings.endpoint = value.extract().map_err(bad)?,
+            "region" => settings.region = value.extract().map_err(bad)?,
+            "unsigned" => settings.unsigned = value.extract().map_err(bad)?,
+            "instance_metadata" => settings.instance_metadata = value.extract().map_err(bad)?,
+            _ => {
+                return Err(UsageError::new_err(format!(
+                    "usage error: unknown s3 setting '{key}' (known: endpoint, region, unsigned, instance_metadata)"
+                )));
+            }
+        }
     }
-    s3.extract().map_err(|e| UsageError::new_err(format!("usage error: s3: {e}")))
+    Ok(settings)
 }
 
 /// The engine options of a call: threads (1 to 256, default the cores), the models directory, S3 settings.

@@ -116,10 +116,11 @@ impl Batches {
     fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
         // Taken out while waiting: the GIL is released, and another thread iterating meanwhile sees the end.
         let Some(mut stream) = self.take_stream() else { return Ok(None) };
-        let next = wait(py, async {
+        let batches = &mut stream;
+        let next = wait(py, move || async move {
             let cancel = interrupted();
             tokio::pin!(cancel);
-            next_batch(&mut stream, &mut cancel).await
+            next_batch(batches, &mut cancel).await
         });
         match next {
             Ok(Some(batch)) => {

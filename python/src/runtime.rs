@@ -30,15 +30,15 @@ fn io_runtime() -> PyResult<&'static Runtime> {
         .map_err(|e| EngineError::new_err(e.clone()))
 }
 
-/// Run `future` to its end on the IO runtime without the GIL. On Ctrl-C the running statements are told to stop (again
-/// every check, for a statement that had not started yet), `future` still runs to its end (its writers clean up),
-/// and the interrupt is raised instead of its result.
-pub fn wait<T: Send>(py: Python<'_>, future: impl Future<Output = Result<T, CliError>> + Send) -> PyResult<T> {
+/// Run the future `work` makes to its end on the IO runtime without the GIL (made there: it need not be `Send`). On
+/// Ctrl-C the running statements are told to stop (again every check, for a statement that had not started yet), the
+/// future still runs to its end (its writers clean up), and the interrupt is raised instead of its result.
+pub fn wait<T: Send, F: Future<Output = Result<T, CliError>>>(py: Python<'_>, work: impl FnOnce() -> F + Send) -> PyResult<T> {
     let runtime = io_runtime()?;
     let mut signal: Option<PyErr> = None;
     let result = py.detach(|| {
         runtime.block_on(async {
-            let mut future = std::pin::pin!(future);
+            let mut future = std::pin::pin!(work());
             let mut ticks = tokio::time::interval(SIGNAL_CHECK);
             loop {
                 tokio::select! {

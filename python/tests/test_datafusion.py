@@ -15,7 +15,7 @@ VIEW = """CREATE VIEW inputs AS SELECT sdss4_apogee_id, teff, e_teff, logg, e_lo
     n_h - fe_h AS n_fe, sqrt(e_n_h * e_n_h + e_fe_h * e_fe_h) AS e_n_fe, flag_bad FROM stars"""
 ARGS = "teff, e_teff, logg, e_logg, fe_h, e_fe_h, c_fe, e_c_fe, n_fe, e_n_fe"
 QUERY = f"""SELECT sdss4_apogee_id, a['value'] AS age, a['p16'] AS age_p16, a['p84'] AS age_p84,
-    a['training_density'] AS density, a['bitmask'] AS age_bitmask, m['median'] AS mass, m['bitmask'] AS mass_bitmask,
+    a['training_density'] AS density, a['bitmask'] AS age_bitmask, m['mass_median'] AS mass, m['bitmask'] AS mass_bitmask,
     starflow_flag_names(a['bitmask']) AS flags
 FROM (SELECT sdss4_apogee_id, starflow_estimate('age', {ARGS}) AS a, starflow_mass({ARGS}) AS m
       FROM inputs WHERE NOT flag_bad)
