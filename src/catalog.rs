@@ -84,13 +84,14 @@ const SUMMARY_COLUMNS: [(&str, &str, &str); 23] = [
     ),
     ("mass_training_density", "", "Training-space density of the mass model at the star's labels"),
     ("mass_bitmask", "", "Mass model flags (bits as for bitmask)"),
+    // 0-100 without a unit: astropy reads "%" from the VOTable header and from its own metadata as two unequal units.
     (
         "training_density_percentile",
-        "%",
+        "",
         "Percentage of the age model's training stars with a lower training density (not in the VAC): a scale-free \
          density; LOW_DENSITY below the model's threshold percentile (5)",
     ),
-    ("mass_training_density_percentile", "%", "Percentage of the mass model's training stars with a lower training density (not in the VAC)"),
+    ("mass_training_density_percentile", "", "Percentage of the mass model's training stars with a lower training density (not in the VAC)"),
     (
         "age_median",
         "Gyr",

@@ -27,11 +27,9 @@ const DR17_COLUMNS: [&str; 12] = [
     "ASPCAPFLAG",
 ];
 
-/// (column, unit, description) of the input view's columns and the DR19 columns they come from, for `\d`.
-const INPUT_COLUMNS: [(&str, &str, &str); 18] = [
-    ("sdss_id", "", "Unique SDSS-V ID (null for DR17 input)"),
-    ("sdss4_apogee_id", "", "SDSS-4 DR17 APOGEE ID (2MASS-style)"),
-    ("catalogid", "", "Catalog identifier used to target the source (null for DR17 input)"),
+/// (column, unit, description) of the input view's labels and the DR19 columns they come from, for `\d` (the ids are
+/// the catalogue's key columns, described there).
+const INPUT_COLUMNS: [(&str, &str, &str); 15] = [
     ("teff", "K", "Effective temperature (ASPCAP)"),
     ("e_teff", "K", "1-sigma error of teff"),
     ("logg", "log(cm.s**-2)", "Surface gravity, log10 (ASPCAP)"),
