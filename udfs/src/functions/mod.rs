@@ -9,6 +9,7 @@ pub mod starflow_density;
 pub mod starflow_estimate;
 pub mod starflow_flag_names;
 pub mod starflow_flags;
+pub mod starflow_good;
 pub mod starflow_grid;
 pub mod starflow_mass;
 pub mod starflow_mass_posterior;
@@ -80,6 +81,7 @@ pub fn all_functions(registry: &Arc<ModelRegistry>) -> Vec<ScalarUDF> {
         ScalarUDF::new_from_impl(starflow_cn_posterior::StarflowCnPosterior::new(registry)),
         ScalarUDF::new_from_impl(starflow_cn_grid::StarflowCnGrid::new(registry)),
         ScalarUDF::new_from_impl(starflow_flag_names::StarflowFlagNames::new()),
+        ScalarUDF::new_from_impl(starflow_good::StarflowGood::new()),
     ]
 }
 
