@@ -17,7 +17,9 @@ use std::sync::Arc;
 
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
-use starflow::catalog::{CatalogMethod, Release};
+use starflow::catalog::CatalogMethod;
+use starflow::session::SurveyInput;
+use starflow::survey::Release;
 use starflow::engine::{EngineOptions, load_models};
 use starflow::error::CliError;
 use starflow::output::target::DirTarget;
@@ -50,9 +52,10 @@ fn sql(
 
 fn release(name: &str) -> PyResult<Release> {
     match name.to_ascii_lowercase().as_str() {
+        "auto" => Ok(Release::Auto),
         "dr19" => Ok(Release::Dr19),
         "dr17" => Ok(Release::Dr17),
-        _ => Err(UsageError::new_err(format!("usage error: release '{name}': dr19 or dr17"))),
+        _ => Err(UsageError::new_err(format!("usage error: release '{name}': auto, dr19 or dr17"))),
     }
 }
 
@@ -84,11 +87,13 @@ fn catalog<'py>(
     let target = DirTarget::parse(&output_dir).map_err(errors::to_py)?;
     let options = engine_options(models, threads, s3_settings(s3)?)?;
     let written = wait(py, move || async move {
-        let session = Session::open(&options, session_settings(None)).await?;
+        let mut settings = session_settings(None);
+        settings.input = Some(SurveyInput { location: input.clone(), release, keep: Vec::new() });
+        let session = Session::open(&options, settings).await?;
         if !cn_flag {
             session.run_script("SET starflow.cn_flag = false").await?;
         }
-        starflow::catalog::run(&session, &input, (&target, &output_dir), release, method).await
+        starflow::catalog::run(&session, (&input, &[]), (&target, &output_dir), method).await
     })?;
     let result = PyDict::new(py);
     result.set_item("rows", written.rows)?;

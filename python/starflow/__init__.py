@@ -127,7 +127,8 @@ def catalog(
         input: a DR19 astraAllStarASPCAP file (``release="dr17"``: a DR17 allStar file), Parquet or FITS, local or
             in object storage.
         output_dir: a local directory (created if needed) or an object-store prefix.
-        release: ``"dr19"`` or ``"dr17"``: the input's layout and its labels' data release.
+        release: ``"dr19"``, ``"dr17"`` or ``"auto"`` (told from the columns): the input's layout and its labels' data
+            release.
         method: ``"v2"`` (models ``age``, ``mass``) or ``"paper"`` (the VAC's method: ``age_paper``, ``mass_paper``).
         cn_flag: evaluate the C-N planes (the CN_ATYPICAL bit and the ``*_cn_level`` columns).
         models, threads, s3: as for :func:`sql_stream`.
