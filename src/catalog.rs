@@ -167,13 +167,14 @@ fn provenance(session: &Session, input: &str, models: &[&Model]) -> Result<HashM
                 None => None,
             };
             releases.push(release.clone().unwrap_or_else(|| "none (the paper's method takes the labels as given)".into()));
-            draws.push(settings.draws.unwrap_or(m.manifest.default_draws).to_string());
+            let model_draws = settings.draws.unwrap_or(m.manifest.default_draws);
+            draws.push(model_draws.to_string());
             Ok(serde_json::json!({
                 "name": m.name(), "version": m.manifest.version, "method": m.manifest.method.as_str(),
                 "label_release": release, "onnx_sha256": m.manifest.onnx.sha256,
                 "grid": {"start": m.manifest.target.grid.start, "stop": m.manifest.target.grid.stop, "num": m.manifest.target.grid.num},
                 "density_threshold": m.manifest.density.threshold,
-                "draws": settings.draws.unwrap_or(m.manifest.default_draws),
+                "draws": model_draws,
                 "cn_threshold": m.manifest.cn.as_ref().map(|cn| cn.threshold),
             }))
         })

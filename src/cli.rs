@@ -300,11 +300,9 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             if cli.global.survey.is_some() {
                 return Err(CliError::usage("catalog takes its input as INPUT: drop --input"));
             }
-            let mut global = cli.global;
-            global.survey = Some(input.clone());
-            let options = global.engine_options();
-            let mut settings = global.session_settings();
-            settings.input.as_mut().expect("set above").keep = keep.clone();
+            let (options, release) = (cli.global.engine_options(), cli.global.release);
+            let mut settings = cli.global.session_settings();
+            settings.input = Some(SurveyInput { location: input.clone(), release, keep: keep.clone() });
             let session = Session::open(&options, settings).await?;
             if no_cn_flag {
                 session.run_script("SET starflow.cn_flag = false").await?;

@@ -54,13 +54,8 @@ impl Session {
             register_table(&engine, name, url, settings.input_format).await?;
         }
         let knobs = [("seed", settings.seed.map(|s| s.to_string())), ("draws", settings.draws.map(|d| d.to_string()))];
-        for (name, value) in knobs {
-            if let Some(value) = value {
-                for statement in engine.parse(&format!("SET starflow.{name} = {value}"))? {
-                    engine.execute(statement).await?;
-                }
-            }
-        }
+        let sets: String = knobs.iter().filter_map(|(name, value)| Some(format!("SET starflow.{name} = {};", value.as_ref()?))).collect();
+        engine.run_setup(&sets).await?;
         if let Some(input) = &settings.input {
             define_input(&engine, &input.location, settings.input_format, input.release, &input.keep).await?;
         }

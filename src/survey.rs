@@ -143,9 +143,7 @@ pub async fn define_input(
         carried.push_str(&format!(", {} AS {}", quoted(name), quoted(&kept_name(name))));
     }
     let defines = HashMap::from([("input".to_string(), SURVEY_TABLE.to_string()), ("keep".to_string(), carried)]);
-    for statement in engine.parse(&substitute(view, &defines)?)? {
-        engine.execute(statement).await?;
-    }
+    engine.run_setup(&substitute(view, &defines)?).await?;
     Ok(release)
 }
 
