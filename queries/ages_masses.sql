@@ -1,4 +1,5 @@
--- Ages and masses of every good star of `starflow_input` (create it with dr19_inputs.sql or dr17_inputs.sql first).
+-- Ages and masses of every good star of `starflow_input` (`starflow --input FILE run ages_masses.sql`, or run
+-- dr19_inputs.sql or dr17_inputs.sql first).
 -- Each model's call is evaluated once per star even though several of its fields are selected.
 -- Defines: age_model, mass_model = the models (default age, mass: method v2; age_paper, mass_paper: the paper's).
 SELECT

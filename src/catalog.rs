@@ -17,6 +17,7 @@ use starflow_udfs::manifest::Transform;
 use starflow_udfs::model::Model;
 
 use crate::session::{Session, substitute};
+use crate::survey::{SURVEY_TABLE, define_view, kept_name, quoted};
 use crate::error::{CliError, redact};
 use crate::interrupt::interrupted;
 use crate::output::staging::StagingArea;
@@ -30,18 +31,7 @@ pub const AGE_POSTERIOR_FILE: &str = "StarFlow_age_posterior.parquet";
 pub const MASS_POSTERIOR_FILE: &str = "StarFlow_mass_posterior.parquet";
 
 /// The SQL of the job, compiled in so that the binary runs it from anywhere; `queries/` holds the source.
-const DR19_INPUTS: &str = include_str!("../queries/dr19_inputs.sql");
-const DR17_INPUTS: &str = include_str!("../queries/dr17_inputs.sql");
 const VAC_QUERY: &str = include_str!("../queries/starflow_vac.sql");
-
-/// The survey file layout of the input.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Release {
-    /// SDSS DR19 astraAllStarASPCAP (HDU 2, lower-case names; [C/Fe] and [N/Fe] derived from [C/H], [N/H]).
-    Dr19,
-    /// SDSS DR17 allStar (upper-case names).
-    Dr17,
-}
 
 /// How the posteriors are made: the model pair a catalogue uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -67,9 +57,10 @@ impl CatalogMethod {
 const KEYS: usize = 3;
 
 /// (column, unit, description) of the summary file, in order: keys, the VAC's columns, then our extras (the
-/// posteriors' median and 16th/84th percentiles, the C-N levels). The query's columns must match these. Units
+/// densities' percentiles, the posteriors' median and 16th/84th percentiles, the C-N levels); kept input columns
+/// follow them. The query's columns must match these. Units
 /// in the IVOA VOUnit / FITS spelling ("solMass"), which astropy and TOPCAT parse alike.
-const SUMMARY_COLUMNS: [(&str, &str, &str); 21] = [
+const SUMMARY_COLUMNS: [(&str, &str, &str); 23] = [
     ("sdss_id", "", "Unique SDSS-V ID (null for DR17 input)"),
     ("sdss4_apogee_id", "", "SDSS-4 DR17 APOGEE ID (2MASS-style)"),
     ("catalogid", "", "Catalog identifier used to target the source (null for DR17 input)"),
@@ -94,6 +85,14 @@ const SUMMARY_COLUMNS: [(&str, &str, &str); 21] = [
     ),
     ("mass_training_density", "", "Training-space density of the mass model at the star's labels"),
     ("mass_bitmask", "", "Mass model flags (bits as for bitmask)"),
+    // 0-100 without a unit: astropy reads "%" from the VOTable header and from its own metadata as two unequal units.
+    (
+        "training_density_percentile",
+        "",
+        "Percentage of the age model's training stars with a lower training density (not in the VAC): a scale-free \
+         density; LOW_DENSITY below the model's threshold percentile (5)",
+    ),
+    ("mass_training_density_percentile", "", "Percentage of the mass model's training stars with a lower training density (not in the VAC)"),
     (
         "age_median",
         "Gyr",
@@ -120,23 +119,17 @@ pub struct Written {
     pub files: Vec<String>,
 }
 
-/// The name the catalogue's input is registered under (so that it is read like `--table`, with `--input-format`).
-const SOURCE_TABLE: &str = "starflow_catalog_source";
-
-/// The SQL of a catalogue run: the input view over `input` (a file, or a registered table; the view sets the labels'
-/// release), then the VAC query with the method's models.
-pub fn catalog_sql(input: &str, release: Release, method: CatalogMethod) -> Result<String, CliError> {
-    let view = match release {
-        Release::Dr19 => DR19_INPUTS,
-        Release::Dr17 => DR17_INPUTS,
-    };
+/// The catalogue query over the view `starflow_input` ([`crate::survey::define_input`]) with the method's models and
+/// the kept input columns.
+pub fn catalog_sql(method: CatalogMethod, keep: &[String]) -> Result<String, CliError> {
     let (age, mass) = method.models();
+    let kept: String = keep.iter().map(|name| format!(", {}", quoted(&kept_name(name)))).collect();
     let defines = HashMap::from([
-        ("input".to_string(), input.to_string()),
         ("age_model".to_string(), age.to_string()),
         ("mass_model".to_string(), mass.to_string()),
+        ("kept".to_string(), kept),
     ]);
-    Ok(format!("{};\n{}", substitute(view, &defines)?, substitute(VAC_QUERY, &defines)?))
+    substitute(VAC_QUERY, &defines)
 }
 
 /// VAC posterior column names: the age grid in Gyr with two decimals (`0_00`, `0_06`, ..., `14_00`), the mass grid by
@@ -160,8 +153,9 @@ fn with_description(field: Field, unit: &str, description: &str) -> Field {
 
 /// File-level metadata shared by the three files: what made them, from what, by which method and label release.
 fn provenance(session: &Session, input: &str, models: &[&Model]) -> Result<HashMap<String, String>, CliError> {
-    let settings = session.engine.context().state().config().options().extensions.get::<starflow_udfs::StarflowConfig>().cloned().unwrap_or_default();
+    let settings = session.starflow_settings();
     let mut releases = Vec::new();
+    let mut draws = Vec::new();
     let models: Vec<serde_json::Value> = models
         .iter()
         .map(|m| {
@@ -174,11 +168,14 @@ fn provenance(session: &Session, input: &str, models: &[&Model]) -> Result<HashM
                 None => None,
             };
             releases.push(release.clone().unwrap_or_else(|| "none (the paper's method takes the labels as given)".into()));
+            let model_draws = settings.draws.unwrap_or(m.manifest.default_draws);
+            draws.push(model_draws.to_string());
             Ok(serde_json::json!({
                 "name": m.name(), "version": m.manifest.version, "method": m.manifest.method.as_str(),
                 "label_release": release, "onnx_sha256": m.manifest.onnx.sha256,
                 "grid": {"start": m.manifest.target.grid.start, "stop": m.manifest.target.grid.stop, "num": m.manifest.target.grid.num},
                 "density_threshold": m.manifest.density.threshold,
+                "draws": model_draws,
                 "cn_threshold": m.manifest.cn.as_ref().map(|cn| cn.threshold),
             }))
         })
@@ -187,16 +184,18 @@ fn provenance(session: &Session, input: &str, models: &[&Model]) -> Result<HashM
     methods.dedup();
     let methods = methods.join(", ");
     releases.dedup();
-    Ok(HashMap::from([
-        ("starflow_version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
+    draws.dedup();
+    // The session's record (version, seed, C-N flag), with the numbers these models resolve the settings to.
+    let mut recorded = session.recorded_settings();
+    recorded.extend([
         ("input".to_string(), input.to_string()),
         ("models".to_string(), serde_json::Value::Array(models).to_string()),
         ("posterior_method".to_string(), methods),
         ("label_release".to_string(), releases.join(", ")),
-        ("seed".to_string(), settings.seed.to_string()),
-        ("cn_flag".to_string(), settings.cn_flag.to_string()),
+        ("draws".to_string(), draws.join(", ")),
         ("method".to_string(), "StarFlow (Stone-Martinez et al. 2025); the math of docs/METHOD.md".to_string()),
-    ]))
+    ]);
+    Ok(recorded)
 }
 
 /// One of the three outputs: which query columns it takes and how they are laid out.
@@ -245,7 +244,13 @@ fn column_index(schema: &Schema, name: &str) -> Result<usize, CliError> {
 }
 
 /// Lay out the three files from the query's schema, in the staging area.
-fn plan_parts(session: &Session, schema: &Schema, area: &StagingArea, input: &str, method: CatalogMethod) -> Result<Vec<Part>, CliError> {
+fn plan_parts(
+    session: &Session,
+    schema: &Schema,
+    area: &StagingArea,
+    (input, keep): (&str, &[String]),
+    method: CatalogMethod,
+) -> Result<Vec<Part>, CliError> {
     let models = session.engine.models();
     let (age, mass) = method.models();
     let (age, mass) = (models.require(age).map_err(CliError::runtime)?, models.require(mass).map_err(CliError::runtime)?);
@@ -261,7 +266,12 @@ fn plan_parts(session: &Session, schema: &Schema, area: &StagingArea, input: &st
         }
         Ok(found)
     };
-    let (summary_columns, summary_fields) = described(&SUMMARY_COLUMNS)?;
+    let (mut summary_columns, mut summary_fields) = described(&SUMMARY_COLUMNS)?;
+    for name in keep {
+        let i = column_index(schema, &kept_name(name))?;
+        summary_columns.push(i);
+        summary_fields.push(schema.field(i).clone().with_name(name));
+    }
     let summary_schema = Schema::new(summary_fields).with_metadata(HashMap::from_iter(
         metadata.clone().into_iter().chain([("description".to_string(), "StarFlow ages and masses (summary)".to_string())]),
     ));
@@ -300,38 +310,42 @@ const CLUSTER_JOBS: usize = 16;
 /// the single process gives them (docs/DISTRIBUTED.md).
 struct Source<'a> {
     session: &'a Session,
-    release: Release,
     method: CatalogMethod,
-    /// Tables whose query has not started, in order.
-    waiting: VecDeque<String>,
+    keep: &'a [String],
+    /// Survey tables whose query has not started, in order (`None`: the view `starflow_input` the session defined).
+    waiting: VecDeque<Option<String>>,
     /// Queries started, in order; the first is being read.
     running: VecDeque<Query>,
 }
 
 impl<'a> Source<'a> {
-    async fn start(session: &'a Session, release: Release, method: CatalogMethod) -> Result<Self, CliError> {
+    async fn start(session: &'a Session, method: CatalogMethod, keep: &'a [String]) -> Result<Self, CliError> {
         let engine = &session.engine;
-        let mut waiting = VecDeque::from([SOURCE_TABLE.to_string()]);
+        let mut waiting = VecDeque::from([None]);
         if engine.on_cluster() {
             waiting.clear();
-            for (i, file) in engine.table_files(SOURCE_TABLE).await?.iter().enumerate() {
-                let name = format!("{SOURCE_TABLE}_{i}");
+            for (i, file) in engine.table_files(SURVEY_TABLE).await?.iter().enumerate() {
+                let name = format!("{SURVEY_TABLE}_{i}");
                 crate::tables::register_table(engine, &name, file, session.settings.input_format).await?;
-                waiting.push_back(name);
+                waiting.push_back(Some(name));
             }
         }
-        let mut source = Self { session, release, method, waiting, running: VecDeque::new() };
+        let mut source = Self { session, method, keep, waiting, running: VecDeque::new() };
         let jobs = if engine.on_cluster() { CLUSTER_JOBS } else { 1 };
         while source.running.len() < jobs && source.start_next().await? {}
         Ok(source)
     }
 
-    /// Start the query of the next waiting table, if there is one.
+    /// Start the query of the next waiting table, if there is one. A query is planned when it starts, so the view
+    /// redefined for the next file leaves the queries already started as they were.
     async fn start_next(&mut self) -> Result<bool, CliError> {
         let Some(table) = self.waiting.pop_front() else { return Ok(false) };
         let engine = &self.session.engine;
-        let sql = format!("DROP VIEW IF EXISTS starflow_input;\n{}", catalog_sql(&table, self.release, self.method)?);
-        let mut statements = engine.parse(&sql)?;
+        if let Some(table) = table {
+            let release = self.session.release.ok_or_else(|| CliError::runtime("the catalogue has no survey input"))?;
+            define_view(engine, &table, release, self.keep).await?;
+        }
+        let mut statements = engine.parse(&catalog_sql(self.method, self.keep)?)?;
         let last = statements.pop_back().ok_or_else(|| CliError::runtime("the catalogue query is empty"))?;
         for statement in statements {
             engine.execute(statement).await?;
@@ -357,22 +371,21 @@ impl<'a> Source<'a> {
     }
 }
 
-/// Run the catalogue of `input` into the directory `target` (named `output_dir`; local or object store). The three
-/// files are written into a staging area beside the directory and moved in together at the end
-/// ([`StagingArea::install`]): a failed or interrupted run leaves the directory's previous files as they were.
+/// Run the catalogue of the session's survey file (`input`, the view `starflow_input` defined over it with the `keep`
+/// columns) into the directory `target` (named `output_dir`; local or object store). The three files are written
+/// into a staging area beside the directory and moved in together at the end ([`StagingArea::install`]): a failed or
+/// interrupted run leaves the directory's previous files as they were.
 pub async fn run(
     session: &Session,
-    input: &str,
+    (input, keep): (&str, &[String]),
     (target, output_dir): (&DirTarget, &str),
-    release: Release,
     method: CatalogMethod,
 ) -> Result<Written, CliError> {
     let engine = &session.engine;
-    crate::tables::register_table(engine, SOURCE_TABLE, input, session.settings.input_format).await?;
-    let mut source = Source::start(session, release, method).await?;
+    let mut source = Source::start(session, method, keep).await?;
     let area = StagingArea::create(target, &engine.context().runtime_env())?;
     // A presigned input URL's signature stays out of the files' provenance.
-    let parts = plan_parts(session, &source.first()?.stream.schema(), &area, &redact(input), method)?;
+    let parts = plan_parts(session, &source.first()?.stream.schema(), &area, (&redact(input), keep), method)?;
     let mut staged: Vec<StagedFile> =
         parts.iter().map(|p| p.file.stage(OutputFormat::Parquet, Arc::clone(&p.schema))).collect::<Result<_, _>>()?;
 
@@ -425,4 +438,23 @@ async fn complete_all(staged: Vec<StagedFile>) -> Result<(), CliError> {
         }
     }
     Ok(())
+}
+
+/// `--keep` names: input columns carried into the summary after its own columns, each once and none named like one
+/// of them.
+pub fn check_keep(keep: &[String]) -> Result<(), CliError> {
+    for (i, name) in keep.iter().enumerate() {
+        if SUMMARY_COLUMNS.iter().any(|(c, ..)| c == name) {
+            return Err(CliError::usage(format!("--keep {name}: the summary already has a column '{name}'")));
+        }
+        if keep[..i].contains(name) {
+            return Err(CliError::usage(format!("--keep {name}: named twice")));
+        }
+    }
+    Ok(())
+}
+
+/// The unit and description of a summary column, for `\d` of a table read back from a catalogue.
+pub fn column_notes(name: &str) -> Option<(&'static str, &'static str)> {
+    SUMMARY_COLUMNS.iter().find(|(n, ..)| *n == name).map(|&(_, unit, description)| (unit, description))
 }

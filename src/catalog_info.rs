@@ -86,7 +86,7 @@ fn brief(value: &serde_json::Value) -> String {
 fn describe_function(udf: &ScalarUDF) -> Option<String> {
     let doc = udf.documentation()?;
     let mut out = String::new();
-    let _ = writeln!(out, "## {}\n\n{}\n\n```sql\n{}\n```", udf.name(), doc.description, doc.syntax_example);
+    let _ = writeln!(out, "## {}\n\n{}\n\n```text\n{}\n```", udf.name(), doc.description, doc.syntax_example);
     if let Some(arguments) = &doc.arguments {
         let _ = writeln!(out, "\n### Arguments\n");
         for (name, description) in arguments {
@@ -102,8 +102,14 @@ fn describe_function(udf: &ScalarUDF) -> Option<String> {
     Some(out)
 }
 
+/// What the examples below assume (CI runs each of them so: tests/doc_examples.rs).
+const FUNCTIONS_PREAMBLE: &str = "The examples run as pasted at the prompt of `starflow --input \
+examples/data/astraAllStarASPCAP_apokasc3.parquet shell` in the repository (any DR19 or DR17 file works as --input): \
+`starflow_input` is the view of the survey file with the ten arguments (`teff, e_teff, logg, e_logg, fe_h, e_fe_h, \
+c_fe, e_c_fe, n_fe, e_n_fe`), the ids and `flag_bad`; `survey` is the file itself. Quality cuts: starflow_good.";
+
 /// Markdown documentation of every StarFlow function, generated from their `#[user_doc]`.
 pub fn describe_functions(registry: &Arc<ModelRegistry>) -> String {
     let docs: Vec<String> = all_functions(registry).iter().filter_map(describe_function).collect();
-    format!("# StarFlow SQL functions\n\n{}", docs.join("\n"))
+    format!("# StarFlow SQL functions\n\n{FUNCTIONS_PREAMBLE}\n\n{}", docs.join("\n"))
 }

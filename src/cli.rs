@@ -7,13 +7,14 @@ use clap::{Args, Parser, Subcommand};
 
 use starflow_udfs::Device;
 
-use crate::catalog::{CatalogMethod, Release};
+use crate::catalog::CatalogMethod;
 use crate::engine::{EngineOptions, MAX_BATCH_SIZE, MAX_THREADS};
 use crate::error::CliError;
 use crate::object_stores::StoreOptions;
 use crate::output::OutputFormat;
 use crate::output::target::{DirTarget, Target};
-use crate::session::{Session, SessionSettings, substitute};
+use crate::session::{Session, SessionSettings, SurveyInput, substitute};
+use crate::survey::Release;
 use crate::tables::{InputFormat, parse_table_arg};
 
 #[derive(Parser, Debug)]
@@ -70,10 +71,6 @@ pub enum Command {
         /// the key as typed). They are staged there in a hidden area and replace the previous three together, under
         /// a lock, or not at all: a failed or interrupted run leaves the previous ones, and concurrent runs do not mix.
         output_dir: String,
-        /// The input's layout and its labels' data release: dr19 (astraAllStarASPCAP) or dr17 (allStar). The input
-        /// view (queries/dr19_inputs.sql, dr17_inputs.sql) sets `starflow.label_release` to match.
-        #[arg(long, value_enum, default_value = "dr19")]
-        release: Release,
         /// How the posteriors are made: v2 (models age, mass) or paper (models age_paper, mass_paper: the VAC's
         /// method).
         #[arg(long, value_enum, default_value = "v2")]
@@ -82,6 +79,10 @@ pub enum Command {
         /// are null, for most of the time of a v2 catalogue of stars evaluated once (docs/PERFORMANCE.md).
         #[arg(long)]
         no_cn_flag: bool,
+        /// Input columns to carry into StarFlow_summary.parquet after its own columns, by their names in the input
+        /// (e.g. --keep teff,logg,fe_h for DR19, --keep TEFF,LOGG for DR17), to select or join on them later.
+        #[arg(long, value_name = "COLUMN,...", value_delimiter = ',')]
+        keep: Vec<String>,
     },
     /// List the loaded models with their provenance, and check that each runs on the chosen device.
     Models,
@@ -117,6 +118,21 @@ pub struct GlobalArgs {
     /// rows: CREATE EXTERNAL TABLE t STORED AS FITS LOCATION 'URL' OPTIONS ('hdu' '2') (an index or an EXTNAME).
     #[arg(long = "table", value_name = "NAME=URL", value_parser = parse_table_arg, global = true)]
     pub tables: Vec<(String, String)>,
+    /// A survey file (DR19 astraAllStarASPCAP or DR17 allStar; Parquet, FITS or CSV, local or in a store): registered
+    /// as the table `survey`, with the view `starflow_input` over it (the ten StarFlow arguments, ids and flag_bad;
+    /// queries/dr19_inputs.sql, dr17_inputs.sql), which also sets the labels' release.
+    #[arg(long = "input", id = "survey_input", value_name = "URL", global = true)]
+    pub survey: Option<String>,
+    /// The data release of --input and catalogue inputs: auto (told from the columns), dr19 or dr17.
+    #[arg(long, value_enum, default_value = "auto", global = true)]
+    pub release: Release,
+    /// Seed of the Monte-Carlo draws (`SET starflow.seed`) [default: 20251123]; recorded in every output file.
+    #[arg(long, value_name = "N", env = "STARFLOW_SEED", global = true)]
+    pub seed: Option<u64>,
+    /// Draws per drawn star, 1 to 40000 (`SET starflow.draws`) [default: the model's, 50]; more draws, less
+    /// Monte-Carlo scatter (docs/METHOD.md), proportionally more time. Recorded in every output file.
+    #[arg(long, value_name = "N", value_parser = count(1, 40_000), global = true)]
+    pub draws: Option<usize>,
     /// Format of --table and catalogue inputs (default: from the file extension; directories are read as Parquet;
     /// below a directory, names starting with '.' or '_' are skipped, and every file must have the same columns).
     #[arg(long, value_enum, global = true)]
@@ -274,7 +290,11 @@ impl GlobalArgs {
     }
 
     fn session_settings(self) -> SessionSettings {
+        let input = self.survey.map(|location| SurveyInput { location, release: self.release, keep: Vec::new() });
         SessionSettings {
+            input,
+            seed: self.seed,
+            draws: self.draws,
             tables: self.tables,
             input_format: self.input_format,
             output: self.output,
@@ -309,14 +329,21 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             cli.global.open().await?.run_script(&sql).await
         }
         Command::Shell => crate::shell::run(cli.global.open().await?).await,
-        Command::Catalog { input, output_dir, release, method, no_cn_flag } => {
-            // Before the models load: a bad directory is a usage error at once.
+        Command::Catalog { input, output_dir, method, no_cn_flag, keep } => {
+            // Before the models load: a bad directory or --keep list is a usage error at once.
             let target = DirTarget::parse(&output_dir)?;
-            let session = cli.global.open().await?;
+            crate::catalog::check_keep(&keep)?;
+            if cli.global.survey.is_some() {
+                return Err(CliError::usage("catalog takes its input as INPUT: drop --input"));
+            }
+            let (options, release) = (cli.global.engine_options(), cli.global.release);
+            let mut settings = cli.global.session_settings();
+            settings.input = Some(SurveyInput { location: input.clone(), release, keep: keep.clone() });
+            let session = Session::open(&options, settings).await?;
             if no_cn_flag {
                 session.run_script("SET starflow.cn_flag = false").await?;
             }
-            let written = crate::catalog::run(&session, &input, (&target, &output_dir), release, method).await?;
+            let written = crate::catalog::run(&session, (&input, &keep), (&target, &output_dir), method).await?;
             session.status(&format!("wrote {} rows to each of {}", written.rows, written.files.join(", ")));
             Ok(())
         }

@@ -176,6 +176,14 @@ impl Engine {
         Ok(Some(Query { plan, stream, copy }))
     }
 
+    /// Run set-up statements (`SET`, `CREATE VIEW`, ...) one after another; rows a statement returns are not read.
+    pub async fn run_setup(&self, sql: &str) -> Result<()> {
+        for statement in self.parse(sql)? {
+            self.execute(statement).await?;
+        }
+        Ok(())
+    }
+
     /// Register a table over `location` (a file, directory or glob), read as `format`.
     pub async fn register_listing_table(&self, name: &str, location: &str, options: ListingOptions) -> Result<()> {
         self.stores.note_location(location)?;

@@ -193,7 +193,9 @@ fn classify(e: &DataFusionError) -> (ErrorClass, String) {
             return (ErrorClass::Data, format!("not found: {}", crate::object_stores::typed_location(&location)));
         }
         DataFusionError::Plan(_) | DataFusionError::SchemaError(..) | DataFusionError::NotImplemented(_) => {
-            return (ErrorClass::Sql, strip_prefixes(&root.strip_backtrace()));
+            let message = strip_prefixes(&root.strip_backtrace());
+            let hint = crate::survey::release_hint(&message).unwrap_or_default();
+            return (ErrorClass::Sql, format!("{message}{hint}"));
         }
         DataFusionError::Configuration(m) => return (ErrorClass::Sql, format!("invalid setting: {m}")),
         DataFusionError::ResourcesExhausted(m) => {

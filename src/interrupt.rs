@@ -53,6 +53,13 @@ pub fn install() -> std::io::Result<()> {
     Ok(())
 }
 
+/// Stop the statements running now, as SIGINT does in the shell: every [`interrupted`] future made before this call
+/// resolves, later ones wait for the next call or signal. For programs that handle Ctrl-C themselves (the Python
+/// module), whose writers then clean up as they do on a signal.
+pub fn interrupt_statements() {
+    channel().send_modify(|s| s.count += 1);
+}
+
 pub fn sigint_stops_statement(yes: bool) {
     SIGINT_STOPS_STATEMENT.store(yes, Ordering::SeqCst);
 }

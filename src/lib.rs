@@ -4,7 +4,7 @@
 //! go: used by `cli`, `catalog` and `shell`), `catalog` (the StarFlow catalogue job), `engine` (the DataFusion session),
 //! `plan_rules` (physical optimizer rules), `executor` (the CPU runtime), `object_stores` (where data lives), `tables`
 //! (`--table`), `formats` (input files checked against each other), `output` (where results go), `interrupt`
-//! (signals), `progress`, `shell`, `catalog_info` (`models`/`functions`), `error` (user-facing errors and exit codes).
+//! (signals), `progress`, `shell`, `survey` (the survey file and its input view), `catalog_info` (`models`/`functions`), `error` (user-facing errors and exit codes).
 
 pub mod catalog;
 #[cfg(feature = "cluster")]
@@ -22,4 +22,5 @@ pub mod plan_rules;
 pub mod progress;
 pub mod session;
 pub mod shell;
+pub mod survey;
 pub mod tables;

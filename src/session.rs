@@ -9,7 +9,9 @@ use crate::error::{CliError, escape_controls, redact};
 use crate::interrupt::interrupted;
 use crate::output::{Destination, OutputFormat, Sink};
 use crate::progress::Progress;
+use crate::survey::{Release, define_input};
 use crate::tables::{InputFormat, register_table};
+use starflow_udfs::StarflowConfig;
 
 /// What a session does besides running SQL: the tables it starts with and how results leave.
 #[derive(Debug, Clone, Default)]
@@ -24,11 +26,27 @@ pub struct SessionSettings {
     pub quiet: bool,
     /// Rows shown by the table format.
     pub max_rows: usize,
+    /// The survey file behind the view `starflow_input` (`--input`, `starflow catalog`).
+    pub input: Option<SurveyInput>,
+    /// `starflow.seed` and `starflow.draws` from the command line.
+    pub seed: Option<u64>,
+    pub draws: Option<usize>,
+}
+
+/// A survey file to define `starflow_input` over.
+#[derive(Debug, Clone)]
+pub struct SurveyInput {
+    pub location: String,
+    pub release: Release,
+    /// Input columns the view carries (`starflow catalog --keep`).
+    pub keep: Vec<String>,
 }
 
 pub struct Session {
     pub engine: Engine,
     pub settings: SessionSettings,
+    /// The release of the survey input, told from its columns or as named.
+    pub release: Option<Release>,
 }
 
 impl Session {
@@ -37,7 +55,38 @@ impl Session {
         for (name, url) in &settings.tables {
             register_table(&engine, name, url, settings.input_format).await?;
         }
-        Ok(Self { engine, settings })
+        let knobs = [("seed", settings.seed.map(|s| s.to_string())), ("draws", settings.draws.map(|d| d.to_string()))];
+        let sets: String = knobs.iter().filter_map(|(name, value)| Some(format!("SET starflow.{name} = {};", value.as_ref()?))).collect();
+        engine.run_setup(&sets).await?;
+        let release = match &settings.input {
+            Some(input) => Some(define_input(&engine, &input.location, settings.input_format, input.release, &input.keep).await?),
+            None => None,
+        };
+        Ok(Self { engine, settings, release })
+    }
+
+    /// The session's `starflow.*` settings.
+    pub fn starflow_settings(&self) -> StarflowConfig {
+        self.engine.context().state().config().options().extensions.get::<StarflowConfig>().cloned().unwrap_or_default()
+    }
+
+    /// What a StarFlow result depends on besides its inputs, recorded in every Parquet and FITS file starflow
+    /// writes: the version, the seed, the draws (a number, or each model's default), the labels' release (as set;
+    /// empty: each model's default) and whether the C-N planes were evaluated.
+    pub fn recorded_settings(&self) -> HashMap<String, String> {
+        let s = self.starflow_settings();
+        let draws = s.draws.map_or_else(|| "each model's default_draws (50 for the bundled models)".to_string(), |d| d.to_string());
+        let release = match s.label_release.trim() {
+            "" => "each model's default".to_string(),
+            set => set.to_string(),
+        };
+        HashMap::from([
+            ("starflow_version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
+            ("seed".to_string(), s.seed.to_string()),
+            ("draws".to_string(), draws),
+            ("label_release".to_string(), release),
+            ("cn_flag".to_string(), s.cn_flag.to_string()),
+        ])
     }
 
     pub fn status(&self, message: &str) {
@@ -98,7 +147,7 @@ impl Session {
                 CliError::usage("cannot tell the output format from the file name: pass --format-out")
             })?,
         };
-        Ok(Sink { format, destination, max_rows: settings.max_rows })
+        Ok(Sink { format, destination, max_rows: settings.max_rows, metadata: self.recorded_settings() })
     }
 }
 

@@ -2,6 +2,9 @@
 //! a script runner: every statement runs (the last one without `;` too), and the exit code is non-zero when one fails.
 
 use std::io::{BufRead, IsTerminal};
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, RecordBatch, StringArray};
 
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
@@ -14,7 +17,7 @@ use crate::session::Session;
 
 const HELP: &str = "Statements end with ';' and may span lines.\n\
   \\dt            list tables\n\
-  \\d NAME        describe a table\n\
+  \\d NAME        a table's columns: types, units, descriptions\n\
   \\q             quit (also Ctrl-D)\n\
   \\?             this help\n\
 Ctrl-C clears the current input or stops a running query.";
@@ -25,16 +28,50 @@ fn history_path() -> Option<std::path::PathBuf> {
         .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".starflow_history")))
 }
 
-/// A backslash command's SQL, or `None` to quit.
-fn meta_command(line: &str) -> Option<Result<String, String>> {
+/// What a backslash command does.
+#[derive(Debug, PartialEq)]
+enum Meta {
+    Quit,
+    Sql(String),
+    /// `\d NAME`: the columns with their units and descriptions.
+    Describe(String),
+    Text(String),
+}
+
+fn meta_command(line: &str) -> Meta {
     let mut words = line.split_whitespace();
-    match (words.next()?, words.next()) {
-        ("\\q", _) => None,
-        ("\\dt", _) => Some(Ok("SHOW TABLES".to_string())),
-        ("\\d", Some(table)) => Some(Ok(format!("DESCRIBE {table}"))),
-        ("\\?", _) => Some(Err(HELP.to_string())),
-        (other, _) => Some(Err(format!("unknown command {other} (\\? for help)"))),
+    match (words.next().unwrap_or_default(), words.next()) {
+        ("\\q", _) => Meta::Quit,
+        ("\\dt", _) => Meta::Sql("SHOW TABLES".to_string()),
+        ("\\d", Some(table)) => Meta::Describe(table.to_string()),
+        ("\\?", _) => Meta::Text(HELP.to_string()),
+        (other, _) => Meta::Text(format!("unknown command {other} (\\? for help)")),
     }
+}
+
+/// The columns of `table` as a text table: name, type, nullable, unit and description, from the columns' metadata
+/// (FITS inputs, starflow's outputs) or, where it has none, from what starflow knows of the name (the input view's
+/// and the catalogue's columns).
+async fn describe(session: &Session, table: &str) -> Result<String, CliError> {
+    let schema = session.engine.context().table(table).await?.schema().as_arrow().clone();
+    let mut rows: [Vec<String>; 5] = Default::default();
+    for field in schema.fields() {
+        let known = crate::survey::column_notes(field.name()).or_else(|| crate::catalog::column_notes(field.name()));
+        let note = |key: &str, known: Option<&str>| field.metadata().get(key).cloned().or(known.map(String::from)).unwrap_or_default();
+        let values = [
+            field.name().clone(),
+            field.data_type().to_string(),
+            if field.is_nullable() { "YES" } else { "NO" }.to_string(),
+            note("unit", known.map(|k| k.0)),
+            note("description", known.map(|k| k.1)),
+        ];
+        rows.iter_mut().zip(values).for_each(|(column, value)| column.push(value));
+    }
+    let names = ["column_name", "data_type", "is_nullable", "unit", "description"];
+    let columns: Vec<(&str, ArrayRef)> =
+        names.iter().zip(rows).map(|(n, values)| (*n, Arc::new(StringArray::from(values)) as ArrayRef)).collect();
+    let batch = RecordBatch::try_from_iter(columns)?;
+    Ok(arrow::util::pretty::pretty_format_batches(&[batch])?.to_string())
 }
 
 /// The complete statements at the start of `text` (each up to a `;` outside strings and comments; ones of only
@@ -84,10 +121,14 @@ impl<'a> Runner<'a> {
 
     async fn run(&mut self, sql: &str) {
         if let Err(e) = self.session.run_script(sql).await {
-            eprintln!("{e}");
-            self.failures += 1;
-            self.first_failure.get_or_insert(e);
+            self.failed(e);
         }
+    }
+
+    fn failed(&mut self, e: CliError) {
+        eprintln!("{e}");
+        self.failures += 1;
+        self.first_failure.get_or_insert(e);
     }
 
     /// Add a line; run the statements it completes. `false` to quit.
@@ -95,9 +136,13 @@ impl<'a> Runner<'a> {
         let trimmed = line.trim();
         if self.buffer.trim().is_empty() && trimmed.starts_with('\\') {
             match meta_command(trimmed) {
-                None => return false,
-                Some(Ok(sql)) => self.run(&sql).await,
-                Some(Err(text)) => println!("{text}"),
+                Meta::Quit => return false,
+                Meta::Sql(sql) => self.run(&sql).await,
+                Meta::Describe(table) => match describe(self.session, &table).await {
+                    Ok(text) => println!("{text}"),
+                    Err(e) => self.failed(e),
+                },
+                Meta::Text(text) => println!("{text}"),
             }
             return true;
         }
@@ -197,10 +242,10 @@ mod tests {
 
     #[test]
     fn meta_commands() {
-        assert_eq!(meta_command("\\dt"), Some(Ok("SHOW TABLES".into())));
-        assert_eq!(meta_command("\\d stars"), Some(Ok("DESCRIBE stars".into())));
-        assert_eq!(meta_command("\\q"), None);
-        assert!(matches!(meta_command("\\x"), Some(Err(m)) if m.contains("unknown command")));
+        assert_eq!(meta_command("\\dt"), Meta::Sql("SHOW TABLES".into()));
+        assert_eq!(meta_command("\\d stars"), Meta::Describe("stars".into()));
+        assert_eq!(meta_command("\\q"), Meta::Quit);
+        assert!(matches!(meta_command("\\x"), Meta::Text(m) if m.contains("unknown command")));
     }
 
     #[test]

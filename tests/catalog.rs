@@ -17,9 +17,10 @@ use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
 
 const FILES: [&str; 3] = ["StarFlow_summary.parquet", "StarFlow_age_posterior.parquet", "StarFlow_mass_posterior.parquet"];
-const SUMMARY: [&str; 21] = [
+const SUMMARY: [&str; 23] = [
     "sdss_id", "sdss4_apogee_id", "catalogid", "age", "e_p_age", "e_n_age", "mass", "e_p_mass", "e_n_mass",
-    "training_density", "bitmask", "mass_training_density", "mass_bitmask",
+    "training_density", "bitmask", "mass_training_density", "mass_bitmask", "training_density_percentile",
+    "mass_training_density_percentile",
     "age_median", "age_p16", "age_p84", "mass_median", "mass_p16", "mass_p84", "age_cn_level", "mass_cn_level",
 ];
 /// Rows of the slice made unusable: ASPCAP flag_bad, a NaN error, a null [Fe/H] (which [C/Fe] and [N/Fe] derive from).
@@ -204,8 +205,9 @@ fn the_catalogue_gives_the_numbers_of_the_sql_functions_with_one_evaluation_per_
                 }
                 concat_batches(&batches[0].schema(), &batches).unwrap()
             };
-            let sql = starflow::catalog::catalog_sql(input.to_str().unwrap(), starflow::catalog::Release::Dr19, method).unwrap();
-            let catalogue = collect(&sql).await;
+            let release = starflow::survey::define_input(&engine, input.to_str().unwrap(), None, starflow::survey::Release::Auto, &[]).await.unwrap();
+            assert_eq!(release, starflow::survey::Release::Dr19);
+            let catalogue = collect(&starflow::catalog::catalog_sql(method, &[]).unwrap()).await;
             assert_eq!((age.stars_evaluated(), mass.stars_evaluated()), (good as u64, good as u64), "once per good star and model");
             let functions = collect(&format!(
                 "SELECT a['value'] AS age, a['e_p'] AS e_p_age, a['e_n'] AS e_n_age, a['training_density'] AS density, \
@@ -312,8 +314,10 @@ fn an_interrupted_or_failed_catalogue_leaves_no_files() {
     assert_eq!(status.code(), Some(130), "interrupted");
     assert!(!out.exists(), "nothing left, not even the output directory the run made");
 
-    // An input without the DR19 columns fails before anything is written.
-    let output = starflow().args(["catalog", common::repo_root().join("examples/data/dr17_allstar_sample.parquet").to_str().unwrap(), out.to_str().unwrap()]).output().unwrap();
-    assert_eq!(output.status.code(), Some(3), "{}", String::from_utf8_lossy(&output.stderr));
+    // An input of neither release's columns fails before anything is written.
+    let plain = dir.path().join("plain.parquet");
+    common::write_parquet(&plain, 3);
+    let output = starflow().args(["catalog", plain.to_str().unwrap(), out.to_str().unwrap()]).output().unwrap();
+    assert_eq!(output.status.code(), Some(4), "{}", String::from_utf8_lossy(&output.stderr));
     assert!(!out.exists());
 }

@@ -32,11 +32,11 @@ fn a_file_lacking_a_column_of_its_table_is_an_error_naming_it() {
     let out = starflow().args(["catalog", &url, dir.path().join("out").to_str().unwrap()]).output().unwrap();
     assert_data_error(&out, "part-1.parquet lacks column 'n_h'", "catalog");
     assert!(!dir.path().join("out/StarFlow_summary.parquet").exists());
-    // Alone, the same file is a clear SQL error.
+    // Alone, the same file is a data error naming the column its release needs.
     let out = starflow().args(["catalog", table.join("part-1.parquet").to_str().unwrap(), dir.path().join("out").to_str().unwrap()]).output().unwrap();
     let (code, _, err) = outcome(&out);
-    assert_eq!(code, Some(3), "{err}");
-    assert!(err.contains("n_h"), "{err}");
+    assert_eq!(code, Some(4), "{err}");
+    assert!(err.contains("a DR19 astraAllStarASPCAP file lacks n_h;"), "{err}");
 
     // A file with a column the others lack would give nulls for theirs; CSV files are read by position.
     std::fs::remove_file(table.join("part-1.parquet")).unwrap();

@@ -239,6 +239,13 @@ fn header(schema: &SchemaRef, columns: &[Column], row_len: usize, rows: u64) -> 
             }
         }
     }
+    // What a StarFlow result depends on besides its inputs (Session::recorded_settings), as the Parquet files record it.
+    let recorded = [("SFVERSN", "starflow_version"), ("SFSEED", "seed"), ("SFDRAWS", "draws"), ("SFLABREL", "label_release"), ("SFCNFLAG", "cn_flag")];
+    for (key, meta) in recorded {
+        if let Some(value) = schema.metadata().get(meta) {
+            table.push_str(&string_cards(key, value));
+        }
+    }
     if let Some(description) = schema.metadata().get("description") {
         for line in description.chars().collect::<Vec<_>>().chunks(72) {
             table.push_str(&format!("{:<80}", format!("COMMENT {}", line.iter().map(|&c| if (' '..='~').contains(&c) { c } else { '?' }).collect::<String>())));

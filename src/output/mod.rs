@@ -11,6 +11,7 @@ pub mod staging;
 pub mod target;
 mod votable;
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -324,6 +325,8 @@ pub struct Sink {
     pub destination: Destination,
     /// Rows shown by the table format.
     pub max_rows: usize,
+    /// File-level metadata added to a Parquet or FITS file's own (what the result depends on: seed, draws, ...).
+    pub metadata: HashMap<String, String>,
 }
 
 impl Sink {
@@ -371,12 +374,16 @@ impl Sink {
                 "the table format is for terminals: choose --format-out csv, json, ndjson, parquet or fits for a file",
             ));
         }
-        let mut staged = file.stage(self.format, batches.schema())?;
+        let schema = batches.schema();
+        let mut metadata = schema.metadata().clone();
+        metadata.extend(self.metadata.clone());
+        let schema = Arc::new(schema.as_ref().clone().with_metadata(metadata));
+        let mut staged = file.stage(self.format, Arc::clone(&schema))?;
         let mut rows = 0u64;
         let streamed = async {
             while let Some(batch) = next_batch(&mut batches, &mut cancel).await? {
                 rows += batch.num_rows() as u64;
-                staged.write(&batch).await?;
+                staged.write(&batch.with_schema(Arc::clone(&schema))?).await?;
             }
             Ok(())
         }
@@ -459,7 +466,8 @@ fn cut(value: impl std::fmt::Display) -> String {
 }
 
 /// The next batch, or `Interrupted` as soon as `cancel` resolves.
-pub(crate) async fn next_batch(
+/// The next batch of `batches`, or an interrupted error as soon as `cancel` resolves.
+pub async fn next_batch(
     batches: &mut SendableRecordBatchStream,
     cancel: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
 ) -> Result<Option<RecordBatch>, CliError> {

@@ -265,6 +265,45 @@ pub struct Density {
     pub threshold: f64,
     #[serde(default)]
     pub threshold_quantile: Option<f64>,
+    /// The training stars' density at percentiles 0, 1, ..., 100: what makes a star's density scale-free.
+    #[serde(default)]
+    pub training_percentiles: Option<Vec<f64>>,
+}
+
+impl Density {
+    /// The percentage of training stars whose density is below `density` (0 to 100; linear between the stored
+    /// percentiles, 0 below the lowest and 100 above the highest), or `None` without stored percentiles.
+    pub fn percentile_of(&self, density: f64) -> Option<f64> {
+        let p = self.training_percentiles.as_deref()?;
+        if density.is_nan() {
+            return None;
+        }
+        // The first percentile at or above the density; ties (equal stored values) resolve to the lowest.
+        let i = p.partition_point(|&v| v < density);
+        Some(match i {
+            0 => 0.0,
+            i if i == p.len() => 100.0,
+            i => {
+                let (lo, hi) = (p[i - 1], p[i]);
+                (i - 1) as f64 + (density - lo) / (hi - lo)
+            }
+        })
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if !(self.scale.is_finite() && self.scale > 0.0 && self.threshold.is_finite() && self.threshold >= 0.0) {
+            return Err("density scale must be finite and > 0, threshold finite and >= 0".into());
+        }
+        if let Some(p) = &self.training_percentiles {
+            let ordered = p.windows(2).all(|w| w[0] <= w[1]);
+            if p.len() != 101 || !ordered || p.iter().any(|v| !v.is_finite() || *v < 0.0) {
+                return Err("density.training_percentiles must be 101 finite, non-negative, non-decreasing values \
+                            (percentiles 0 to 100)"
+                    .into());
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The manifest's version alone: read before the rest, so that an older or newer manifest is refused for its version
@@ -316,10 +355,7 @@ impl Manifest {
             return Err("a log10 target needs a grid of non-negative values".into());
         }
         rows_per_star(self.default_draws, g.num).map_err(|e| format!("default_draws and grid: {e}"))?;
-        let d = &self.density;
-        if !(d.scale.is_finite() && d.scale > 0.0 && d.threshold.is_finite() && d.threshold >= 0.0) {
-            return Err("density scale must be finite and > 0, threshold finite and >= 0".into());
-        }
+        self.density.validate()?;
         match (self.method, &self.inference) {
             (Method::Paper, None) => {}
             (Method::Paper, Some(_)) => return Err("method 'paper' takes no 'inference' section (it is method v2's)".into()),
@@ -436,7 +472,7 @@ pub(crate) mod tests {
             v["marginal"] = serde_json::json!({"logg": {"start": 0.15, "stop": 4.35, "num": 24, "threshold": 1e5},
                                                "n_fe": {"start": -0.41, "stop": 0.91, "num": 24, "threshold": 1e5}});
             // informational (the model report's)
-            v["density"]["training_percentiles"] = serde_json::json!([1.0, 2.0, 3.0]);
+            v["density"]["training_percentiles"] = serde_json::json!((0..=100).map(f64::from).collect::<Vec<_>>());
         };
         let m = check_from(v2_json(), with_sections).unwrap();
         assert_eq!(m.cn.as_ref().unwrap().rows_per_star(), Ok(4010));
@@ -456,6 +492,27 @@ pub(crate) mod tests {
         for (i, (result, message)) in refused.into_iter().enumerate() {
             let err = result.unwrap_err();
             assert!(err.contains(message), "case {i}: {err}");
+        }
+    }
+
+    #[test]
+    fn density_percentiles_interpolate_and_are_checked() {
+        let mut d = Density { scale: 1.0, threshold: 5.0, threshold_quantile: None, training_percentiles: None };
+        assert_eq!(d.percentile_of(3.0), None, "no percentiles stored: no percentile");
+        // densities 10 x p, with a tie at percentiles 50-52
+        let mut p: Vec<f64> = (0..=100).map(|i| 10.0 * f64::from(i)).collect();
+        p[51] = 500.0;
+        p[52] = 500.0;
+        d.training_percentiles = Some(p);
+        d.validate().unwrap();
+        for (density, percent) in [(-1.0, 0.0), (0.0, 0.0), (25.0, 2.5), (55.0, 5.5), (500.0, 50.0), (510.0, 52.0 + 1.0 / 3.0), (1000.0, 100.0), (1e9, 100.0)] {
+            let got = d.percentile_of(density).unwrap();
+            assert!((got - percent).abs() < 1e-12, "{density}: {got} vs {percent}");
+        }
+        assert_eq!(d.percentile_of(f64::NAN), None);
+        for bad in [vec![1.0; 100], (0..=100).rev().map(f64::from).collect(), vec![f64::NAN; 101]] {
+            d.training_percentiles = Some(bad);
+            assert!(d.validate().unwrap_err().contains("training_percentiles"));
         }
     }
 

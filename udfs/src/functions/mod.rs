@@ -9,6 +9,7 @@ pub mod starflow_density;
 pub mod starflow_estimate;
 pub mod starflow_flag_names;
 pub mod starflow_flags;
+pub mod starflow_good;
 pub mod starflow_grid;
 pub mod starflow_mass;
 pub mod starflow_mass_posterior;
@@ -80,6 +81,7 @@ pub fn all_functions(registry: &Arc<ModelRegistry>) -> Vec<ScalarUDF> {
         ScalarUDF::new_from_impl(starflow_cn_posterior::StarflowCnPosterior::new(registry)),
         ScalarUDF::new_from_impl(starflow_cn_grid::StarflowCnGrid::new(registry)),
         ScalarUDF::new_from_impl(starflow_flag_names::StarflowFlagNames::new()),
+        ScalarUDF::new_from_impl(starflow_good::StarflowGood::new()),
     ]
 }
 
@@ -161,8 +163,39 @@ pub(crate) fn of_model_names(
 /// A model named by a literal string argument (`starflow_density('age', ...)`).
 pub(crate) fn model_from_arg(function: &str, registry: &ModelRegistry, arg: &ColumnarValue) -> Result<Arc<Model>> {
     let name = match arg {
-        ColumnarValue::Scalar(ScalarValue::Utf8(Some(name))) => name,
-        _ => return exec_err!("{function}: the model name must be a non-null string literal such as 'age'"),
+        ColumnarValue::Scalar(ScalarValue::Utf8(Some(name))) => Some(name.clone()),
+        // DataFusion's FFI (the functions in datafusion-python) hands a literal over as an array repeating it.
+        ColumnarValue::Array(array) => repeated_string(array),
+        _ => None,
     };
-    registry.require(name).map_err(DataFusionError::Execution)
+    let Some(name) = name else {
+        return exec_err!("{function}: the model name must be a non-null string literal such as 'age'");
+    };
+    registry.require(&name).map_err(DataFusionError::Execution)
+}
+
+/// The one string every row of `array` holds, if it is a string array of at least one row, none null, all equal.
+fn repeated_string(array: &ArrayRef) -> Option<String> {
+    let strings = datafusion::arrow::compute::cast(array, &DataType::Utf8).ok()?;
+    let strings = strings.as_string_opt::<i32>()?;
+    if strings.is_empty() || strings.null_count() > 0 {
+        return None;
+    }
+    let first = strings.value(0);
+    strings.iter().all(|s| s == Some(first)).then(|| first.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::StringViewArray;
+
+    #[test]
+    fn a_literal_repeated_in_an_array_names_one_model() {
+        let array = |values: Vec<Option<&str>>| Arc::new(StringViewArray::from(values)) as ArrayRef;
+        assert_eq!(repeated_string(&array(vec![Some("age"), Some("age")])), Some("age".to_string()));
+        assert_eq!(repeated_string(&array(vec![Some("age"), Some("mass")])), None);
+        assert_eq!(repeated_string(&array(vec![Some("age"), None])), None);
+        assert_eq!(repeated_string(&array(vec![])), None);
+    }
 }

@@ -21,10 +21,11 @@ use crate::registry::ModelRegistry;
 /// What a function returns per star.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum StarOutput {
-    /// Struct {value, e_p_value, e_n_value, value_median, value_p16, value_p84, training_density, bitmask}, the value
-    /// field named e.g. `age`.
+    /// Struct {value, e_p_value, e_n_value, value_median, value_p16, value_p84, training_density,
+    /// training_density_percentile, bitmask}, the value field named e.g. `age`.
     Summary(&'static str),
-    /// Struct {value, e_p, e_n, median, p16, p84, training_density, bitmask, posterior, cn_level}: everything of one
+    /// Struct {value, e_p, e_n, median, p16, p84, training_density, training_density_percentile, bitmask, posterior,
+    /// cn_level}: everything of one
     /// evaluation, for any model.
     Estimate,
     /// The posterior on the model's grid, a list of Float64.
@@ -46,10 +47,11 @@ pub(crate) struct StarFunction {
 }
 
 /// The summary struct's fields: the six numbers (value, e_p, e_n, median, p16, p84 under the given names), the
-/// density, the bitmask, and the posterior if asked for.
+/// density and its percentile among the training stars', the bitmask, and the posterior if asked for.
 fn summary_fields(numbers: [String; 6], posterior: bool) -> Fields {
     let mut fields: Vec<Field> = numbers.iter().map(|name| Field::new(name, DataType::Float64, true)).collect();
     fields.push(Field::new("training_density", DataType::Float64, true));
+    fields.push(Field::new("training_density_percentile", DataType::Float64, true));
     fields.push(Field::new("bitmask", DataType::Int64, false));
     if posterior {
         fields.push(Field::new("posterior", list_of_f64(), true));
@@ -156,10 +158,10 @@ impl StarFunction {
         options.cn_flag &= matches!(self.output, StarOutput::Summary(_) | StarOutput::Estimate | StarOutput::Flags);
         let estimates = estimate_batch(&model, &stars, &options, keep_posterior, self.registry.0.pool())
             .map_err(DataFusionError::Execution)?;
-        Ok(ColumnarValue::Array(self.output_array(&estimates)))
+        Ok(ColumnarValue::Array(self.output_array(&model, &estimates)))
     }
 
-    fn output_array(&self, estimates: &[Estimate]) -> ArrayRef {
+    fn output_array(&self, model: &Model, estimates: &[Estimate]) -> ArrayRef {
         let column = |f: fn(&Estimate) -> Option<f64>| Arc::new(estimates.iter().map(f).collect::<Float64Array>()) as ArrayRef;
         let bitmask = || Arc::new(estimates.iter().map(|e| e.bitmask).collect::<Int64Array>()) as ArrayRef;
         let posterior = || lists(estimates.iter().map(|e| e.posterior.as_deref()));
@@ -173,6 +175,12 @@ impl StarFunction {
                     column(|e| e.p16),
                     column(|e| e.p84),
                     column(|e| e.training_density),
+                    Arc::new(
+                        estimates
+                            .iter()
+                            .map(|e| e.training_density.and_then(|d| model.manifest.density.percentile_of(d)))
+                            .collect::<Float64Array>(),
+                    ),
                     bitmask(),
                 ];
                 if self.output == StarOutput::Estimate {

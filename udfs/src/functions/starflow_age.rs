@@ -20,14 +20,14 @@ training labels' noise, else its labels are evaluated once; seed: SET starflow.s
 starflow_estimate('age_paper', ...).",
     syntax_example = "starflow_age(teff, e_teff, logg, e_logg, fe_h, e_fe_h, c_fe, e_c_fe, n_fe, e_n_fe)",
     sql_example = r#"```sql
-> SELECT a['age'], a['e_p_age'], a['e_n_age'], a['age_median'], a['age_p16'], a['age_p84'], a['bitmask']
-  FROM (SELECT starflow_age(teff, e_teff, logg, e_logg, fe_h, e_fe_h,
-                            c_h - fe_h, sqrt(e_c_h*e_c_h + e_fe_h*e_fe_h),
-                            n_h - fe_h, sqrt(e_n_h*e_n_h + e_fe_h*e_fe_h)) AS a
-        FROM 'examples/data/astraAllStarASPCAP_apokasc3.parquet' WHERE NOT flag_bad);
+> SELECT sdss4_apogee_id, a['age'], a['e_p_age'], a['e_n_age'], a['age_median'], a['age_p16'], a['age_p84'],
+         a['training_density_percentile'], a['bitmask'], starflow_good(a['bitmask']) AS good
+  FROM (SELECT sdss4_apogee_id,
+               starflow_age(teff, e_teff, logg, e_logg, fe_h, e_fe_h, c_fe, e_c_fe, n_fe, e_n_fe) AS a
+        FROM starflow_input WHERE NOT flag_bad LIMIT 5);
 ```
 Returns Struct {age: Float64 [Gyr], e_p_age, e_n_age, age_median, age_p16, age_p84, training_density: Float64,
-bitmask: Int64}."#,
+training_density_percentile: Float64 [%], bitmask: Int64}."#,
     argument(
         name = "teff, e_teff, logg, e_logg, fe_h, e_fe_h, c_fe, e_c_fe, n_fe, e_n_fe",
         description = "Teff [K], log g [dex], [Fe/H], [C/Fe], [N/Fe] [dex], each followed by its 1-sigma error; any numeric type."

@@ -11,7 +11,8 @@ starflow_estimate('age_paper', ...)['posterior']. Null when the star has no esti
     syntax_example = "starflow_age_posterior(teff, e_teff, logg, e_logg, fe_h, e_fe_h, c_fe, e_c_fe, n_fe, e_n_fe)",
     sql_example = r#"```sql
 > SELECT sdss4_apogee_id, starflow_age_posterior(teff, e_teff, logg, e_logg, fe_h, e_fe_h,
-                                                  c_fe, e_c_fe, n_fe, e_n_fe) AS p FROM stars;
+                                                  c_fe, e_c_fe, n_fe, e_n_fe) AS p
+  FROM starflow_input LIMIT 5;
 ```
 Returns List<Float64> of 250 values."#,
     argument(

@@ -19,7 +19,7 @@ error.",
     sql_example = r#"```sql
 > SELECT p['level'], p['posterior']
   FROM (SELECT starflow_cn_posterior('age', teff, e_teff, logg, e_logg, fe_h, e_fe_h,
-                                     c_fe, e_c_fe, n_fe, e_n_fe) AS p FROM starflow_input);
+                                     c_fe, e_c_fe, n_fe, e_n_fe) AS p FROM starflow_input LIMIT 5);
 ```
 Returns Struct {level: Float64, posterior: List(Float64)}: the posterior's 400 values sum to 1, [C/Fe] varying slowest
 (value i is at c_fe[i / 20 + 1], n_fe[i % 20 + 1] of starflow_cn_grid(model), in SQL's 1-based indexing)."#,

@@ -13,7 +13,8 @@ LOW_DENSITY. For a star whose missing log g, [C/Fe] or [N/Fe] is integrated out 
 other labels, with its own threshold. Null for bad input.",
     syntax_example = "starflow_density(model, teff, e_teff, logg, e_logg, fe_h, e_fe_h, c_fe, e_c_fe, n_fe, e_n_fe)",
     sql_example = r#"```sql
-> SELECT starflow_density('age', teff, e_teff, logg, e_logg, fe_h, e_fe_h, c_fe, e_c_fe, n_fe, e_n_fe) FROM stars;
+> SELECT starflow_density('age', teff, e_teff, logg, e_logg, fe_h, e_fe_h, c_fe, e_c_fe, n_fe, e_n_fe)
+  FROM starflow_input LIMIT 5;
 ```
 Returns Float64."#,
     argument(name = "model", description = "Model name, a string literal: 'age', 'mass', 'age_paper' or 'mass_paper' (see `starflow models`)."),

@@ -16,9 +16,10 @@ instead of once per function. Bad input gives null numbers and a null posterior 
     sql_example = r#"```sql
 > SELECT e['value'] AS age, e['e_p'], e['e_n'], e['median'], e['p16'], e['p84'], e['bitmask'], e['posterior']
   FROM (SELECT starflow_estimate('age', teff, e_teff, logg, e_logg, fe_h, e_fe_h,
-                                 c_fe, e_c_fe, n_fe, e_n_fe) AS e FROM starflow_input);
+                                 c_fe, e_c_fe, n_fe, e_n_fe) AS e FROM starflow_input LIMIT 5);
 ```
-Returns Struct {value, e_p, e_n, median, p16, p84, training_density: Float64, bitmask: Int64, posterior: List(Float64),
+Returns Struct {value, e_p, e_n, median, p16, p84, training_density, training_density_percentile: Float64,
+bitmask: Int64, posterior: List(Float64),
 cn_level: Float64}."#,
     argument(
         name = "model",

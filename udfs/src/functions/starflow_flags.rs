@@ -13,7 +13,8 @@ log g, [C/Fe] or [N/Fe] was integrated out). Never null. Decode with starflow_fl
     syntax_example = "starflow_flags(model, teff, e_teff, logg, e_logg, fe_h, e_fe_h, c_fe, e_c_fe, n_fe, e_n_fe)",
     sql_example = r#"```sql
 > SELECT starflow_flag_names(starflow_flags('age', teff, e_teff, logg, e_logg, fe_h, e_fe_h,
-                                            c_fe, e_c_fe, n_fe, e_n_fe)) FROM stars;
+                                            c_fe, e_c_fe, n_fe, e_n_fe))
+  FROM starflow_input LIMIT 5;
 ```
 Returns Int64."#,
     argument(name = "model", description = "Model name, a string literal: 'age', 'mass', 'age_paper' or 'mass_paper' (see `starflow models`)."),

@@ -12,10 +12,11 @@ settings of starflow_age. The paper's method: starflow_estimate('mass_paper', ..
     syntax_example = "starflow_mass(teff, e_teff, logg, e_logg, fe_h, e_fe_h, c_fe, e_c_fe, n_fe, e_n_fe)",
     sql_example = r#"```sql
 > SELECT m['mass'], m['e_p_mass'], m['e_n_mass'], m['mass_median'], m['mass_p16'], m['mass_p84']
-  FROM (SELECT starflow_mass(teff, e_teff, logg, e_logg, fe_h, e_fe_h, c_fe, e_c_fe, n_fe, e_n_fe) AS m FROM stars);
+  FROM (SELECT starflow_mass(teff, e_teff, logg, e_logg, fe_h, e_fe_h, c_fe, e_c_fe, n_fe, e_n_fe) AS m
+        FROM starflow_input LIMIT 5);
 ```
 Returns Struct {mass: Float64 [Msun], e_p_mass, e_n_mass, mass_median, mass_p16, mass_p84, training_density: Float64,
-bitmask: Int64}."#,
+training_density_percentile: Float64 [%], bitmask: Int64}."#,
     argument(
         name = "teff, e_teff, logg, e_logg, fe_h, e_fe_h, c_fe, e_c_fe, n_fe, e_n_fe",
         description = "Teff [K], log g [dex], [Fe/H], [C/Fe], [N/Fe] [dex], each followed by its 1-sigma error; any numeric type."

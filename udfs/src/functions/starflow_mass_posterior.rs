@@ -10,7 +10,8 @@ probabilities (summing to 1) on the linear grid given by starflow_grid('mass') (
 probability 0). Null when the star has no estimate. The paper's method: starflow_estimate('mass_paper', ...)['posterior'].",
     syntax_example = "starflow_mass_posterior(teff, e_teff, logg, e_logg, fe_h, e_fe_h, c_fe, e_c_fe, n_fe, e_n_fe)",
     sql_example = r#"```sql
-> SELECT starflow_mass_posterior(teff, e_teff, logg, e_logg, fe_h, e_fe_h, c_fe, e_c_fe, n_fe, e_n_fe) FROM stars;
+> SELECT starflow_mass_posterior(teff, e_teff, logg, e_logg, fe_h, e_fe_h, c_fe, e_c_fe, n_fe, e_n_fe)
+  FROM starflow_input LIMIT 5;
 ```
 Returns List<Float64> of 250 values."#,
     argument(
