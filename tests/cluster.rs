@@ -229,7 +229,7 @@ fn catalogue_and_sql_on_a_multi_process_cluster_equal_the_single_process() {
         let (a, b) = (concat_batches(&a[0].schema(), &a).unwrap(), concat_batches(&b[0].schema(), &b).unwrap());
         assert_eq!(a.num_rows(), 450, "{file}");
         if file == CATALOGUE_FILES[0] {
-            assert!(a.schema().field_with_name("keep:teff").is_ok() && a.schema().field_with_name("keep:flag_bad").is_ok());
+            assert!(a.schema().field_with_name("teff").is_ok() && a.schema().field_with_name("flag_bad").is_ok());
         }
         // Same rows in the same order (row-matched to the input), same numbers bit for bit, same schema and metadata.
         assert_eq!(a.schema(), b.schema(), "{file}");
