@@ -8,12 +8,16 @@
 //!   blocks of the same file, in the same folder.
 //!
 //! A block that cannot run here says so in the line before it, `<!-- not run: REASON -->` (a real S3 bucket, hours of
-//! training, the test suite itself); the test lists them, so none is skipped silently.
+//! training, the test suite itself); the test lists them, so none is skipped silently. A block that has not finished
+//! after 15 minutes fails, its processes killed (a server left running must not hang the suite).
 
 mod common;
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
 
 use common::{bundled_catalogue, repo_root, starflow_std};
 
@@ -99,8 +103,12 @@ fn python() -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
+/// A block still running after this long fails, and its processes are killed: a documented command that never returns
+/// (a server, a process left in the background) must not hang the suite. The slowest examples take ~3 minutes here.
+const BLOCK_TIMEOUT: Duration = Duration::from_secs(900);
+
 /// Run one block; the failure's text if it fails.
-fn run(block: &Block, dir: &Path, python: &str) -> Result<(), String> {
+fn run(block: &Block, dir: &Path, python: &str, timeout: Duration) -> Result<(), String> {
     let (mut cmd, stdin) = match block.lang.as_str() {
         "sql" => {
             let mut cmd = starflow_std();
@@ -118,16 +126,30 @@ fn run(block: &Block, dir: &Path, python: &str) -> Result<(), String> {
             (cmd, String::new())
         }
     };
+    // Its own process group, so that the watchdog's kill reaches what the block started in the background too.
+    cmd.process_group(0);
     let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let group = format!("-{}", child.id());
+    let (finished, done) = mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        let timed_out = matches!(done.recv_timeout(timeout), Err(mpsc::RecvTimeoutError::Timeout));
+        if timed_out {
+            let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+        }
+        timed_out
+    });
     std::io::Write::write_all(&mut child.stdin.take().unwrap(), stdin.as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
-    match out.status.success() {
+    drop(finished);
+    let timed_out = watchdog.join().unwrap();
+    match out.status.success() && !timed_out {
         true => Ok(()),
         false => Err(format!(
-            "{} ({}) failed with {}:\n{}\n--- stdout\n{}\n--- stderr\n{}",
+            "{} ({}) failed with {}{}:\n{}\n--- stdout\n{}\n--- stderr\n{}",
             block.place,
             block.lang,
             out.status,
+            if timed_out { format!(" (killed: not finished after {} s)", timeout.as_secs()) } else { String::new() },
             block.code,
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
@@ -170,7 +192,7 @@ fn every_documented_example_runs_as_pasted() {
                 }
                 None => {
                     ran += 1;
-                    if let Err(e) = run(&block, dir.path(), &python) {
+                    if let Err(e) = run(&block, dir.path(), &python, BLOCK_TIMEOUT) {
                         failures.push(e);
                     }
                 }
@@ -193,4 +215,15 @@ fn blocks_and_their_markers_are_found() {
     assert_eq!(summary, vec![("x.md:2", "sql", None), ("x.md:7", "sh", Some("needs a bucket")), ("x.md:13", "python", None)]);
     assert_eq!(found[0].code, "SELECT 1;\n");
     assert_eq!(without_prompts("> SELECT 1\n  FROM t;\n+---+\n| 1 |\n+---+"), "SELECT 1\n  FROM t;");
+}
+
+#[test]
+fn a_block_that_does_not_finish_is_killed_and_fails() {
+    // A process left in the background keeps the block's output open: the watchdog ends both.
+    let block = Block { place: "x.md:1".into(), lang: "sh".into(), code: "sleep 120 &\necho started".into(), not_run: None };
+    let dir = scratch();
+    let start = std::time::Instant::now();
+    let err = run(&block, dir.path(), "python3", Duration::from_secs(2)).unwrap_err();
+    assert!(err.contains("killed: not finished after 2 s"), "{err}");
+    assert!(start.elapsed() < Duration::from_secs(60), "{:?}", start.elapsed());
 }
