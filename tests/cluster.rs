@@ -3,7 +3,8 @@
 //!
 //! - in one process (quick): starflow's own scheduler and two executors as tasks of the test, a client engine;
 //! - real processes on 127.0.0.1: `starflow scheduler`, two `starflow executor`s and s3s-fs, the client the binary
-//!   (the catalogue of a multi-file dataset in S3, a model that differs, an executor killed mid-query, no scheduler).
+//!   (the catalogue of a multi-file dataset in S3, a model that differs, an executor killed mid-query, no scheduler);
+//! - the command lines of deploy/ are ones the CLI takes.
 #![cfg(feature = "cluster")]
 
 mod common;
@@ -293,4 +294,34 @@ fn an_unreachable_scheduler_is_a_data_error_in_one_line() {
 
     let output = common::starflow().args(["--cluster", "df://nowhere", "sql", "SELECT 1"]).output().unwrap();
     assert_eq!(outcome(&output).0, Some(2), "a URL without a port is a usage error");
+}
+
+/// The starflow command lines of deploy/ (the compose file's and the Kubernetes manifest's scheduler and executor): the
+/// CLI takes each of them (with `--help` appended, clap checks every argument and stops before serving).
+#[test]
+fn the_deploy_files_command_lines_are_ones_the_cli_takes() {
+    let mut lines = Vec::new();
+    for file in ["deploy/docker-compose.yml", "deploy/kubernetes.yaml"] {
+        let text = std::fs::read_to_string(repo_root().join(file)).unwrap();
+        for line in text.lines().map(str::trim) {
+            if let Some(list) = line.strip_prefix("command: [\"--").or_else(|| line.strip_prefix("args: [\"--")) {
+                // ["--quiet", "scheduler", ...]: the image's entrypoint is the binary
+                let args: Vec<String> = format!("--{list}").trim_end_matches(']').split(", ").map(|a| a.trim_matches('"').to_string()).collect();
+                lines.push((file, args));
+            } else if let Some((_, rest)) = line.split_once("exec /opt/starflow/starflow ") {
+                // a shell line: the container's address stands in for a variable
+                let rest = rest.trim_end_matches(['"', ']']).replace("$$(hostname -i)", "10.0.0.7").replace("$(POD_IP)", "10.0.0.7");
+                let args = rest.split_whitespace().map(String::from).collect();
+                lines.push((file, args));
+            }
+        }
+    }
+    let commands: Vec<String> = lines.iter().map(|(file, args)| format!("{file}: {}", args.join(" "))).collect();
+    assert_eq!(lines.len(), 4, "a scheduler and an executor in each file: {commands:#?}");
+    for (file, args) in &lines {
+        let out = common::starflow().args(args).arg("--help").output().unwrap();
+        let (code, stdout, stderr) = outcome(&out);
+        assert_eq!(code, Some(0), "{file}: starflow {}: {stderr}", args.join(" "));
+        assert!(stdout.contains("Usage: starflow scheduler") || stdout.contains("Usage: starflow executor"), "{stdout}");
+    }
 }
