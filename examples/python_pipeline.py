@@ -2,7 +2,7 @@
 """A StarFlow analysis in Python: ages and masses of a DR19 catalogue, good stars joined with the asteroseismic
 table, a figure and a Parquet file.
 
-    pip install ./python matplotlib        # once (see the README's "Python" section)
+    pip install "./python[examples]"       # once: the package, matplotlib and pandas (README, "Python")
     python examples/python_pipeline.py [--input CATALOGUE] [--out DIR] [--stars N]
 
 CATALOGUE is a DR19 astraAllStarASPCAP file, local or s3:// (default: the bundled 6,603 APOKASC-3 stars); for a

@@ -6,7 +6,7 @@
 # The wheel is built in the dev profile into $CARGO_TARGET_DIR (python/pyproject.toml), after `cargo test --workspace`
 # has built the engine there: it then compiles only the Python glue. That holds while a build of the package alone
 # unifies the features of every shared crate as the workspace build does; this script checks it first, since a
-# difference would compile DataFusion a second time (~30 min on 2 cores) without any other sign.
+# difference would compile DataFusion a second time (~50 min on 2 cores) without any other sign.
 # --release: build a release wheel into python/dist/ instead (for distribution; its own full build).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
