@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
+from provenance import portable
 
 ROOT = Path(__file__).resolve().parent.parent
 BINARY = Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache/starflow-target")) / "debug/starflow"
@@ -87,7 +88,7 @@ def main():
         pq.write_table(table.slice(i * step, step), data / f"part-{i:03d}.parquet")
     pq.write_table(table.slice(0, 100), work / "small.parquet")
     stars = table.num_rows
-    results = {"stars": stars, "files": args.files, "binary": str(BINARY), "runs": []}
+    results = {"stars": stars, "files": args.files, "binary": portable(str(BINARY)), "runs": []}
 
     children_before = os.times()
     wall, _ = timed(["-q", "--threads", "2", "catalog", str(data), str(work / "single")])

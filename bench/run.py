@@ -47,6 +47,7 @@ sys.path.insert(0, os.path.join(ROOT, "models", "train"))
 import engine_draws  # noqa: E402
 import reference  # noqa: E402
 from make_catalogue import write_catalogue  # noqa: E402
+from provenance import portable  # noqa: E402
 
 DRAWS = 50
 GRID = {"age": 14.0 / 249.0, "mass": 3.0 / 249.0}          # grid steps (tolerance units)
@@ -201,7 +202,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="starflow-bench-")
     version = subprocess.run([a.starflow, "--version"], capture_output=True, text=True).stdout.strip()
     res = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "machine": machine(), "git": git_commit(),
-           "starflow_version": version, "starflow_binary": a.starflow,
+           "starflow_version": version, "starflow_binary": portable(a.starflow),
            "starflow_binary_mtime": time.ctime(os.path.getmtime(a.starflow)), "stars": a.stars, "subset": subset,
            "threads": a.threads, "models": models, "methods": methods, "draws": DRAWS, "flop_per_eval": FLOP_PER_EVAL,
            "loadavg_start": os.getloadavg()}
@@ -236,7 +237,7 @@ def main():
             cmd = [a.starflow, "-q", "--threads", str(a.threads), "run", view, query, "--define",
                    f"input={catalogues[key]}"]
             cmd += [f"--define={t}_model={targets[t]}" for t in models] + ["-o", out]
-            res["starflow_commands"][method] = " ".join(cmd)
+            res["starflow_commands"][method] = portable(" ".join(cmd))
             print(f"starflow ({method}):", " ".join(cmd), flush=True)
             name = "starflow" if method == "paper" else f"starflow {method}"
             runs[name] = dict(measured(cmd, os.path.join(tmp, f"starflow-{method}.log")), stars=a.stars, method=method,
